@@ -1,0 +1,1 @@
+//! Making untrusted feed text and links plain and safe.

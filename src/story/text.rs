@@ -1,0 +1,1 @@
+//! Text analysis shared by profile building and matching: tokens, stems, phrases.

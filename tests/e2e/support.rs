@@ -1,0 +1,301 @@
+//! A small real HTTP/1.1 server on 127.0.0.1 for end-to-end tests, and helpers to run the binary.
+//!
+//! Each route answers with a scripted [`Response`]; misbehaviours (slow trickle, reset, hang) are
+//! part of the script so tests can exercise a fetcher against a server that fails on purpose.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// How the server misbehaves (or not) when answering.
+#[derive(Clone, Debug, Default)]
+pub enum Behaviour {
+    /// Answer normally.
+    #[default]
+    Normal,
+    /// Send headers, then one body byte every `every`, forever (until the client leaves).
+    Trickle { every: Duration },
+    /// Close the connection without answering.
+    Reset,
+    /// Accept the request and never answer.
+    Hang,
+}
+
+/// A scripted answer.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub behaviour: Behaviour,
+    /// When set, a request carrying `If-None-Match` equal to this gets a 304.
+    pub etag: Option<String>,
+}
+
+impl Response {
+    /// A 200 with the given content type and body.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status: 200,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+            behaviour: Behaviour::Normal,
+            etag: None,
+        }
+    }
+
+    /// A bare status with an empty body.
+    pub fn status(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            behaviour: Behaviour::Normal,
+            etag: None,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Serves conditional GET with this ETag.
+    pub fn with_etag(mut self, etag: &str) -> Response {
+        self.etag = Some(etag.into());
+        self
+    }
+
+    /// Sets the misbehaviour.
+    pub fn behave(mut self, behaviour: Behaviour) -> Response {
+        self.behaviour = behaviour;
+        self
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub status: u16,
+}
+
+impl SeenRequest {
+    /// The value of a request header, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    routes: HashMap<String, Response>,
+    seen: Vec<SeenRequest>,
+}
+
+/// The server; it runs until the test process ends.
+#[derive(Clone)]
+pub struct TestServer {
+    port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+impl TestServer {
+    /// Binds 127.0.0.1 on a free port and starts serving.
+    pub fn start() -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind test server");
+        let port = listener.local_addr().expect("local addr").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let served = Arc::clone(&state);
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = Arc::clone(&served);
+                thread::spawn(move || serve_connection(stream, &state));
+            }
+        });
+        TestServer { port, state }
+    }
+
+    /// The absolute URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Sets (or replaces) the answer for `path`.
+    pub fn route(&self, path: &str, response: Response) {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .insert(path.to_string(), response);
+    }
+
+    /// Every request served so far, oldest first.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The requests for one path.
+    pub fn requests_for(&self, path: &str) -> Vec<SeenRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+}
+
+fn serve_connection(mut stream: TcpStream, state: &Mutex<State>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        let mut headers = Vec::new();
+        let mut content_length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let value = value.trim().to_string();
+                if name.eq_ignore_ascii_case("content-length") {
+                    content_length = value.parse().unwrap_or(0);
+                }
+                headers.push((name.to_string(), value));
+            }
+        }
+        let mut body = vec![0; content_length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let response = state.lock().unwrap().routes.get(&path).cloned();
+        let mut response = response.unwrap_or_else(|| Response::status(404));
+        let if_none_match = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("if-none-match"))
+            .map(|(_, v)| v.clone());
+        if let (Some(etag), Some(sent)) = (&response.etag, &if_none_match) {
+            if etag == sent {
+                response = Response::status(304);
+            }
+        }
+        state.lock().unwrap().seen.push(SeenRequest {
+            path,
+            headers,
+            status: response.status,
+        });
+        if !write_response(&mut stream, &response) {
+            return;
+        }
+    }
+}
+
+/// Writes one response; returns whether the connection may be reused.
+fn write_response(stream: &mut TcpStream, response: &Response) -> bool {
+    match &response.behaviour {
+        Behaviour::Reset => {
+            let _ = stream.shutdown(Shutdown::Both);
+            false
+        }
+        Behaviour::Hang => {
+            thread::sleep(Duration::from_secs(120));
+            false
+        }
+        Behaviour::Trickle { every } => {
+            let head = format!(
+                "HTTP/1.1 {} X\r\nContent-Type: application/rss+xml\r\nConnection: close\r\n\r\n<rss version=\"2.0\"><channel>",
+                response.status
+            );
+            if stream.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            for _ in 0..10_000 {
+                thread::sleep(*every);
+                if stream.write_all(b" ").and_then(|_| stream.flush()).is_err() {
+                    break;
+                }
+            }
+            false
+        }
+        Behaviour::Normal => {
+            let mut head = format!("HTTP/1.1 {} X\r\n", response.status);
+            for (name, value) in &response.headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            if let Some(etag) = &response.etag {
+                head.push_str(&format!("ETag: {etag}\r\n"));
+            }
+            if !response
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            {
+                head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+            }
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes()).is_ok()
+                && stream.write_all(&response.body).is_ok()
+                && stream.flush().is_ok()
+        }
+    }
+}
+
+/// The path of a fixture file under `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The bundled seed folder.
+pub fn seeds_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
+}
+
+/// Runs the real `storywatch` binary with `args` in `dir`, optionally feeding `stdin`.
+pub fn storywatch(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_storywatch"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn storywatch");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait storywatch")
+}
