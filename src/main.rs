@@ -1,1 +1,548 @@
-fn main() {}
+//! The `storywatch` command line: parses arguments and runs one command.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use storywatch::config::Config;
+use storywatch::daemon::{self, Shutdown};
+use storywatch::pipeline::{self, FeedOutcome, PollContext, Story};
+use storywatch::store::{MatchFilter, MatchRow, Review, Store};
+use storywatch::story::MatchInput;
+
+/// storywatch watches news feeds for follow-up developments of a story you care about.
+///
+/// It polls the feeds in the config, decides for every new item whether it continues the story
+/// told by the baseline articles in the seed folder, stores matches in SQLite and sends one
+/// digest a day. Without --config it uses the bundled default config (feeds covering US–China
+/// cooperation on fentanyl), with paths relative to the current folder.
+#[derive(Parser, Debug)]
+#[command(name = "storywatch", version, about, long_about)]
+struct Cli {
+    /// The config file (TOML). Default: the bundled config/storywatch.toml.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "STORYWATCH_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon: poll feeds when due and send the daily digest, until Ctrl-C or SIGTERM.
+    Run,
+    /// Poll every feed now, store new items and print one line per feed.
+    ///
+    /// Exits 0 even when some feeds fail (their errors are printed and recorded); non-zero only
+    /// when nothing could run.
+    Poll {
+        /// Poll once and exit (the only mode; `run` polls continuously).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Classify items read as JSON lines on stdin; never touches the database.
+    ///
+    /// Each input line is an object with `id`, `title` and optionally `summary`, `content`,
+    /// `published` (RFC 3339), `link`, `source`; other fields are ignored.
+    Classify {
+        /// Print one JSON object per line instead of a readable table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the digest of every match not yet in a digest and deliver it now.
+    Digest {
+        /// Build and deliver now (required; the daemon sends digests on schedule).
+        #[arg(long)]
+        now: bool,
+        /// Print the digest instead; deliver nothing and mark nothing as sent.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List, show and mark matched items.
+    #[command(subcommand)]
+    Items(ItemsCommand),
+    /// Show the feeds and their health.
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
+    /// Validate the config and seeds and print the story profile's summary.
+    Check,
+}
+
+#[derive(Subcommand, Debug)]
+enum ItemsCommand {
+    /// List matches, newest first.
+    List {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// Only matches in this review state.
+        #[arg(long, value_enum)]
+        state: Option<ReviewArg>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one match in full.
+    Show {
+        /// The item id from `items list`.
+        id: i64,
+    },
+    /// Record your judgement of a match.
+    Mark {
+        /// The item id from `items list`.
+        id: i64,
+        /// relevant, irrelevant, or unreviewed (undo).
+        #[arg(value_enum)]
+        state: ReviewArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FeedsCommand {
+    /// List feeds with their last status.
+    List {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ReviewArg {
+    Unreviewed,
+    Relevant,
+    Irrelevant,
+}
+
+impl From<ReviewArg> for Review {
+    fn from(arg: ReviewArg) -> Review {
+        match arg {
+            ReviewArg::Unreviewed => Review::Unreviewed,
+            ReviewArg::Relevant => Review::Relevant,
+            ReviewArg::Irrelevant => Review::Irrelevant,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Run));
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(daemon: bool) {
+    let default = if daemon {
+        "storywatch=info"
+    } else {
+        "storywatch=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::bundled()?,
+    })
+}
+
+fn open_store(config: &Config) -> Result<Store> {
+    Ok(Store::open(&config.storage.database)?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = load_config(cli.config.as_ref())?;
+    match cli.command {
+        Command::Run => {
+            let story = Story::load(&config.story)?;
+            let store = open_store(&config)?;
+            runtime()?.block_on(async {
+                let (trigger, shutdown) = Shutdown::new();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    let _ = trigger.send(true);
+                });
+                daemon::run(config, story, store, shutdown).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Poll { once } => {
+            if !once {
+                bail!("`poll` needs --once; use `storywatch run` to poll continuously");
+            }
+            poll_once(config)
+        }
+        Command::Classify { json } => classify(&config, json),
+        Command::Digest { now, dry_run } => {
+            if !now && !dry_run {
+                bail!("`digest` needs --now (or --dry-run); the daemon sends digests on schedule");
+            }
+            digest(config, dry_run)
+        }
+        Command::Items(command) => items(&config, command),
+        Command::Feeds(FeedsCommand::List { json }) => feeds_list(&config, json),
+        Command::Check => check(&config),
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn poll_once(config: Config) -> Result<ExitCode> {
+    if config.feeds.is_empty() {
+        bail!(
+            "{}: no [[feeds]] configured; add at least one feed",
+            config.origin
+        );
+    }
+    let story = Arc::new(Story::load(&config.story)?);
+    let mut store = open_store(&config)?;
+    store.sync_feeds(&config.feeds)?;
+    let feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
+    let store = Arc::new(Mutex::new(store));
+    let reports = runtime()?.block_on(async {
+        let ctx = PollContext {
+            fetcher: pipeline::fetcher(&config)?,
+            store,
+            story,
+        };
+        pipeline::poll_feeds(&ctx, feeds, config.fetch.concurrency).await
+    })?;
+    let mut out = std::io::stdout().lock();
+    let (mut failed, mut new_items, mut new_matches) = (0, 0, 0);
+    for report in &reports {
+        let line = match &report.outcome {
+            FeedOutcome::Fetched {
+                items,
+                new_items: n,
+                new_matches: m,
+            } => {
+                new_items += n;
+                new_matches += m;
+                format!(
+                    "ok       {}  {items} items, {n} new, {m} new matches",
+                    report.url
+                )
+            }
+            FeedOutcome::NotModified => format!("ok       {}  not modified", report.url),
+            FeedOutcome::Failed { kind, message } => {
+                failed += 1;
+                format!("FAILED   {}  {kind}: {message}", report.url)
+            }
+        };
+        writeln!(out, "{line}")?;
+    }
+    writeln!(
+        out,
+        "polled {} feeds: {} ok, {failed} failed; {new_items} new items, {new_matches} new matches",
+        reports.len(),
+        reports.len() - failed
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `classify` input.
+#[derive(Deserialize)]
+struct ClassifyInput {
+    id: serde_json::Value,
+    title: String,
+    #[serde(default)]
+    summary: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    published: Option<String>,
+}
+
+fn classify(config: &Config, json: bool) -> Result<ExitCode> {
+    let story = Story::load(&config.story)?;
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::stdout().lock();
+    for (number, line) in stdin.lines().enumerate() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input: ClassifyInput = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "stdin line {}: not a JSON object with \"id\" and \"title\"",
+                number + 1
+            )
+        })?;
+        let published = match input.published.as_deref().filter(|p| !p.is_empty()) {
+            Some(text) => Some(text.parse::<Timestamp>().with_context(|| {
+                format!("stdin line {}: published {text:?} is not an RFC 3339 time such as 2025-01-31T12:00:00Z", number + 1)
+            })?),
+            None => None,
+        };
+        let verdict = story.profile.classify(&MatchInput {
+            title: &input.title,
+            summary: input.summary.as_deref().unwrap_or(""),
+            content: input.content.as_deref().unwrap_or(""),
+            published,
+        });
+        if json {
+            let record = serde_json::json!({
+                "id": input.id,
+                "verdict": verdict.verdict,
+                "score": verdict.score,
+                "baseline": verdict.baseline,
+                "why": verdict.why,
+            });
+            writeln!(out, "{record}")?;
+        } else {
+            let id = match &input.id {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            writeln!(
+                out,
+                "{id}\t{}\t{:.3}\t{}\t{}",
+                serde_json::to_value(verdict.verdict)?
+                    .as_str()
+                    .unwrap_or(""),
+                verdict.score,
+                verdict.baseline.as_deref().unwrap_or("-"),
+                verdict.why.join("; ")
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn digest(config: Config, dry_run: bool) -> Result<ExitCode> {
+    let story = Arc::new(Story::load(&config.story)?);
+    let mut store = open_store(&config)?;
+    store.sync_feeds(&config.feeds)?;
+    if dry_run {
+        let input = store.digest_input(Timestamp::now())?;
+        match storywatch::digest::render_markdown(
+            &pipeline::render_context(&config, &story),
+            &input,
+        ) {
+            Some(markdown) => print!("{markdown}"),
+            None => {
+                println!("(empty period and [digest] empty = \"skip\": no digest would be sent)")
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Arc::new(Mutex::new(store));
+    runtime()?.block_on(async {
+        match pipeline::build_digest(&config, &story, &store).await? {
+            Some(d) => eprintln!("digest {} stored with {} matches", d.id, d.match_count),
+            None => eprintln!("nothing to send: empty period and [digest] empty = \"skip\""),
+        }
+        let pending = pipeline::deliver_pending(&config, &store).await?;
+        if pending > 0 {
+            bail!("{pending} deliveries failed and stay pending; the daemon retries them (see the log above)");
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verdict_label(m: &MatchRow) -> &'static str {
+    match m.verdict {
+        storywatch::story::VerdictKind::FollowUp => "follow-up",
+        storywatch::story::VerdictKind::ReReport => "re-report",
+        storywatch::story::VerdictKind::Related => "related",
+        storywatch::story::VerdictKind::OffTopic => "off-topic",
+    }
+}
+
+fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
+    let mut store = open_store(config)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        ItemsCommand::List { json, state, limit } => {
+            let rows = store.list_matches(&MatchFilter {
+                review: state.map(Review::from),
+                limit: Some(limit),
+            })?;
+            for m in &rows {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(m)?)?;
+                } else {
+                    let when = m
+                        .published_at
+                        .unwrap_or(m.first_seen_at)
+                        .strftime("%Y-%m-%d");
+                    writeln!(
+                        out,
+                        "{:>6}  {when}  {:<10} {:.2}  {:<10}  {}",
+                        m.id,
+                        verdict_label(m),
+                        m.score,
+                        m.review.as_str(),
+                        m.title
+                    )?;
+                }
+            }
+            if rows.is_empty() && !json {
+                writeln!(
+                    out,
+                    "no matches yet; run `storywatch poll --once` to poll the feeds"
+                )?;
+            }
+        }
+        ItemsCommand::Show { id } => {
+            let Some(m) = store.get_match(id)? else {
+                bail!("no matched item with id {id}; `storywatch items list` shows the ids");
+            };
+            writeln!(out, "{}", m.title)?;
+            writeln!(out, "  outlet:    {}", m.source.as_deref().unwrap_or("-"))?;
+            writeln!(
+                out,
+                "  published: {}",
+                m.published_at.map_or("-".to_string(), |t| t.to_string())
+            )?;
+            writeln!(out, "  link:      {}", m.link.as_deref().unwrap_or("-"))?;
+            writeln!(out, "  feed:      {}", m.feed_url)?;
+            writeln!(
+                out,
+                "  verdict:   {} (score {:.3})",
+                verdict_label(&m),
+                m.score
+            )?;
+            writeln!(out, "  follows:   {}", m.baseline.as_deref().unwrap_or("-"))?;
+            writeln!(out, "  review:    {}", m.review.as_str())?;
+            writeln!(
+                out,
+                "  digest:    {}",
+                m.digest_id
+                    .map_or("not yet sent".to_string(), |d| d.to_string())
+            )?;
+            for why in &m.why {
+                writeln!(out, "  why:       {why}")?;
+            }
+            if !m.summary.is_empty() {
+                writeln!(out, "\n{}", m.summary)?;
+            }
+        }
+        ItemsCommand::Mark { id, state } => {
+            if !store.mark(id, state.into(), Timestamp::now())? {
+                bail!("no matched item with id {id}; `storywatch items list` shows the ids");
+            }
+            writeln!(out, "item {id} marked {}", Review::from(state).as_str())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn feeds_list(config: &Config, json: bool) -> Result<ExitCode> {
+    let mut store = open_store(config)?;
+    store.sync_feeds(&config.feeds)?;
+    let mut out = std::io::stdout().lock();
+    for feed in store.feed_statuses()? {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&feed)?)?;
+            continue;
+        }
+        let state = match (&feed.last_error_kind, feed.last_success_at) {
+            (Some(kind), _) => format!(
+                "FAILING ({kind}, {} in a row): {}",
+                feed.consecutive_failures,
+                feed.last_error.as_deref().unwrap_or("")
+            ),
+            (None, Some(at)) => format!("ok, last success {}", at.strftime("%Y-%m-%d %H:%M UTC")),
+            (None, None) => "never polled".to_string(),
+        };
+        writeln!(out, "{}", feed.title.as_deref().unwrap_or(&feed.url))?;
+        writeln!(out, "  {}", feed.url)?;
+        writeln!(out, "  {state}; {} items stored", feed.items)?;
+        if let Some(next) = feed.next_poll_at.filter(|t| t.as_second() > 0) {
+            writeln!(out, "  next poll {}", next.strftime("%Y-%m-%d %H:%M UTC"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(config: &Config) -> Result<ExitCode> {
+    let story = Story::load(&config.story)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "config:   {} — ok", config.origin)?;
+    writeln!(out, "database: {}", config.storage.database.display())?;
+    writeln!(out, "feeds:    {}", config.feeds.len())?;
+    writeln!(
+        out,
+        "digest:   daily at {} {} to {}",
+        config.digest.at.strftime("%H:%M"),
+        config.digest.timezone_name,
+        config
+            .notify
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    writeln!(
+        out,
+        "story:    {} ({} baseline articles)",
+        story.name,
+        story.profile.baselines.len()
+    )?;
+    for b in &story.profile.baselines {
+        let date = b
+            .published
+            .map_or("????-??-??".to_string(), |d| d.to_string());
+        writeln!(
+            out,
+            "  {}  {date}  {:<12} {}",
+            b.id,
+            b.outlet.as_deref().unwrap_or("-"),
+            b.title
+        )?;
+    }
+    writeln!(out, "{}", story.profile.summary())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,1 +1,384 @@
-//! TODO
+//! One poll of one feed through every stage: fetch → parse → match → store; and the digest step:
+//! build → store → deliver. `poll --once`, `digest --now` and the daemon all run these same
+//! functions, so what the tests exercise is what the service does.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::{Config, FeedConfig, NotifyConfig, StoryConfig};
+use crate::digest::{self, RenderContext};
+use crate::feeds::{FetchOutcome, FetchSettings, Fetcher, parse_feed};
+use crate::item::Item;
+use crate::store::{DigestRow, FeedRow, FetchedPoll, Store, StoreError};
+use crate::story::{MatchInput, Profile, Verdict, load_seeds};
+
+/// The `User-Agent` storywatch sends unless the config overrides it.
+pub const USER_AGENT: &str = concat!(
+    "storywatch/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://crates.io/crates/storywatch)"
+);
+
+/// Longest wait between retries of a failing feed.
+const MAX_BACKOFF: Duration = Duration::from_secs(12 * 3600);
+
+/// After this many failed attempts a delivery is given up and marked failed.
+pub const MAX_DELIVERY_ATTEMPTS: u32 = 8;
+
+/// The story as the pipeline uses it: its name and built profile.
+#[derive(Debug, Clone)]
+pub struct Story {
+    /// Display name, also the key its matches are stored under.
+    pub name: String,
+    /// The profile built from the seeds.
+    pub profile: Profile,
+}
+
+impl Story {
+    /// Loads the seeds and builds the profile.
+    pub fn load(config: &StoryConfig) -> anyhow::Result<Story> {
+        use anyhow::Context as _;
+        let seeds = load_seeds(&config.seeds)?;
+        let profile = Profile::build(seeds, &config.tuning)
+            .with_context(|| format!("building the profile from {}", config.seeds.display()))?;
+        Ok(Story {
+            name: config.name.clone(),
+            profile,
+        })
+    }
+
+    /// The verdict for one item.
+    pub fn classify(&self, item: &Item) -> Verdict {
+        self.profile.classify(&MatchInput {
+            title: &item.title,
+            summary: &item.summary,
+            content: &item.content,
+            published: item.published,
+        })
+    }
+}
+
+/// Builds the fetcher the `[fetch]` section describes.
+pub fn fetcher(config: &Config) -> anyhow::Result<Fetcher> {
+    let settings = FetchSettings {
+        timeout: config.fetch.timeout,
+        connect_timeout: config.fetch.connect_timeout,
+        max_body_bytes: config.fetch.max_body_bytes,
+        allow_private_networks: config.fetch.allow_private_networks,
+        user_agent: config
+            .fetch
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| USER_AGENT.to_string()),
+    };
+    Ok(Fetcher::new(settings)?)
+}
+
+/// What one poll of one feed came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedOutcome {
+    /// A body was fetched and parsed.
+    Fetched {
+        /// Entries in the feed.
+        items: usize,
+        /// Entries not stored before.
+        new_items: usize,
+        /// Of those, how many matched the story.
+        new_matches: usize,
+    },
+    /// 304 Not Modified.
+    NotModified,
+    /// The poll failed; the feed backs off.
+    Failed {
+        /// Stable kind (`timeout`, `http_status`, `parse`, …).
+        kind: String,
+        /// What happened, for a person.
+        message: String,
+    },
+}
+
+/// One line of `poll --once` output.
+#[derive(Debug, Clone)]
+pub struct FeedReport {
+    /// The feed's URL.
+    pub url: String,
+    /// What happened.
+    pub outcome: FeedOutcome,
+}
+
+/// Shared handles the poll tasks use.
+#[derive(Clone)]
+pub struct PollContext {
+    /// The HTTP client.
+    pub fetcher: Fetcher,
+    /// The database, used from blocking tasks.
+    pub store: Arc<Mutex<Store>>,
+    /// The story items are matched against.
+    pub story: Arc<Story>,
+}
+
+/// Runs a blocking store operation off the async threads.
+async fn with_store<T: Send + 'static>(
+    store: &Arc<Mutex<Store>>,
+    work: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+) -> anyhow::Result<T> {
+    let store = Arc::clone(store);
+    let result = tokio::task::spawn_blocking(move || {
+        let mut guard = store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("database lock poisoned by an earlier panic"))?;
+        work(&mut guard).map_err(anyhow::Error::from)
+    })
+    .await??;
+    Ok(result)
+}
+
+/// When a feed is next due after `failures` consecutive failures: its interval, doubled per
+/// failure, capped at [`MAX_BACKOFF`] (but never below the interval itself).
+pub fn next_poll_time(now: Timestamp, interval: Duration, failures: u32) -> Timestamp {
+    let factor = 1u32 << failures.min(10);
+    let wait = interval
+        .saturating_mul(factor)
+        .min(MAX_BACKOFF.max(interval));
+    let wait = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::from_hours(12));
+    now.checked_add(wait).unwrap_or(now)
+}
+
+/// Polls one feed: fetch, parse, classify, store. Never fails as a whole: every problem ends as
+/// [`FeedOutcome::Failed`] recorded in the feed's state (only a database failure is returned).
+pub async fn poll_feed(
+    ctx: &PollContext,
+    feed: FeedRow,
+    interval: Duration,
+) -> anyhow::Result<FeedReport> {
+    let span = info_span!("poll", feed = %feed.url);
+    async move {
+        let now = Timestamp::now();
+        let fetched = ctx.fetcher.fetch(&feed.url, &feed.validators).await;
+        let outcome = match fetched {
+            Ok(FetchOutcome::NotModified) => {
+                let next = next_poll_time(now, interval, 0);
+                with_store(&ctx.store, move |s| {
+                    s.record_not_modified(feed.id, now, next)
+                })
+                .await?;
+                FeedOutcome::NotModified
+            }
+            Ok(FetchOutcome::Fetched {
+                body,
+                content_type,
+                validators,
+                final_url,
+                moved_permanently_to,
+            }) => match parse_feed(&body, content_type.as_deref(), &final_url) {
+                Ok(parsed) => {
+                    let total = parsed.items.len();
+                    let classified: Vec<(Item, Verdict)> = parsed
+                        .items
+                        .into_iter()
+                        .map(|item| {
+                            let verdict = ctx.story.classify(&item);
+                            (item, verdict)
+                        })
+                        .collect();
+                    let story = ctx.story.name.clone();
+                    let next = next_poll_time(now, interval, 0);
+                    let counts = with_store(&ctx.store, move |s| {
+                        let counts = s.record_fetched(&FetchedPoll {
+                            feed_id: feed.id,
+                            story: &story,
+                            feed_title: parsed.title.as_deref(),
+                            validators: &validators,
+                            items: &classified,
+                            now,
+                            next_poll_at: next,
+                        })?;
+                        if let Some(new_url) = moved_permanently_to {
+                            s.record_moved(feed.id, &new_url)?;
+                        }
+                        Ok(counts)
+                    })
+                    .await?;
+                    info!(
+                        items = total,
+                        new = counts.new_items,
+                        matches = counts.new_matches,
+                        "polled"
+                    );
+                    FeedOutcome::Fetched {
+                        items: total,
+                        new_items: counts.new_items,
+                        new_matches: counts.new_matches,
+                    }
+                }
+                Err(err) => failed(ctx, &feed, interval, now, "parse", err.to_string()).await?,
+            },
+            Err(err) => failed(ctx, &feed, interval, now, err.kind(), err.to_string()).await?,
+        };
+        Ok(FeedReport {
+            url: feed.url.clone(),
+            outcome,
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+async fn failed(
+    ctx: &PollContext,
+    feed: &FeedRow,
+    interval: Duration,
+    now: Timestamp,
+    kind: &str,
+    message: String,
+) -> anyhow::Result<FeedOutcome> {
+    warn!(kind, error = %message, "poll failed");
+    let next = next_poll_time(now, interval, feed.consecutive_failures + 1);
+    let (id, kind_owned, message_owned) = (feed.id, kind.to_string(), message.clone());
+    with_store(&ctx.store, move |s| {
+        s.record_failure(id, &kind_owned, &message_owned, now, next)
+    })
+    .await?;
+    Ok(FeedOutcome::Failed {
+        kind: kind.to_string(),
+        message,
+    })
+}
+
+/// Polls `feeds` with at most `concurrency` fetches at once; one report per feed, in the order
+/// given. One feed's failure never stops the others.
+pub async fn poll_feeds(
+    ctx: &PollContext,
+    feeds: Vec<(FeedRow, Duration)>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<FeedReport>> {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for (index, (feed, interval)) in feeds.into_iter().enumerate() {
+        let ctx = ctx.clone();
+        let permits = Arc::clone(&permits);
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, poll_feed(&ctx, feed, interval).await)
+        });
+    }
+    let mut reports = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, report) = joined?;
+        reports.push((index, report?));
+    }
+    reports.sort_by_key(|(index, _)| *index);
+    Ok(reports.into_iter().map(|(_, report)| report).collect())
+}
+
+/// Pairs each stored active feed with its configured interval.
+pub fn with_intervals(rows: Vec<FeedRow>, feeds: &[FeedConfig]) -> Vec<(FeedRow, Duration)> {
+    rows.into_iter()
+        .map(|row| {
+            let interval = feeds
+                .iter()
+                .find(|f| f.url == row.url)
+                .map_or(Duration::from_secs(1800), |f| f.interval);
+            (row, interval)
+        })
+        .collect()
+}
+
+/// The render context for `config` and `story`.
+pub fn render_context<'a>(config: &'a Config, story: &'a Story) -> RenderContext<'a> {
+    RenderContext {
+        story_name: &story.name,
+        baselines: &story.profile.baselines,
+        timezone: &config.digest.timezone,
+        timezone_name: &config.digest.timezone_name,
+        empty: config.digest.empty,
+    }
+}
+
+/// Builds and stores the digest of every match not yet in one, with a pending delivery per
+/// channel. Returns `None` when the period was empty and the policy is to skip.
+pub async fn build_digest(
+    config: &Config,
+    story: &Arc<Story>,
+    store: &Arc<Mutex<Store>>,
+) -> anyhow::Result<Option<DigestRow>> {
+    let span = info_span!("digest_build");
+    let config = config.clone();
+    let story = Arc::clone(story);
+    let channels: Vec<String> = config.notify.iter().map(|n| n.name.clone()).collect();
+    let digest = with_store(store, move |s| {
+        s.create_digest(Timestamp::now(), &channels, |input| {
+            digest::render_markdown(&render_context(&config, &story), input)
+        })
+    })
+    .instrument(span)
+    .await?;
+    if let Some(d) = &digest {
+        info!(digest = d.id, matches = d.match_count, "digest stored");
+    }
+    Ok(digest)
+}
+
+/// Makes every pending delivery once; failures stay pending (up to [`MAX_DELIVERY_ATTEMPTS`]).
+/// Returns how many deliveries are still pending afterwards.
+pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyhow::Result<usize> {
+    let pending = with_store(store, |s| s.pending_deliveries()).await?;
+    let mut still_pending = 0;
+    for delivery in pending {
+        let span = info_span!("deliver", digest = delivery.digest.id, channel = %delivery.channel);
+        let channel: Option<&NotifyConfig> =
+            config.notify.iter().find(|n| n.name == delivery.channel);
+        let outcome = match channel {
+            Some(n) => digest::deliver(&n.channel, &delivery.digest, &config.digest.timezone)
+                .instrument(span.clone())
+                .await
+                .map_err(|err| err.to_string()),
+            None => Err(format!(
+                "channel {:?} is no longer in the config",
+                delivery.channel
+            )),
+        };
+        let give_up = channel.is_none() || delivery.attempts + 1 >= MAX_DELIVERY_ATTEMPTS;
+        match &outcome {
+            Ok(()) => span.in_scope(|| info!("delivered")),
+            Err(err) => {
+                span.in_scope(|| warn!(error = %err, give_up, "delivery failed"));
+                if !give_up {
+                    still_pending += 1;
+                }
+            }
+        }
+        let (id, name) = (delivery.digest.id, delivery.channel.clone());
+        with_store(store, move |s| {
+            s.record_delivery(id, &name, outcome, give_up, Timestamp::now())
+        })
+        .await?;
+    }
+    Ok(still_pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let interval = Duration::from_secs(1800);
+        let wait = |failures| next_poll_time(now, interval, failures).as_second() - now.as_second();
+        assert_eq!(wait(0), 1800);
+        assert_eq!(wait(1), 3600);
+        assert_eq!(wait(3), 14_400);
+        assert_eq!(wait(30), 12 * 3600);
+        // A feed polled daily is never polled more often because of the cap.
+        assert_eq!(
+            next_poll_time(now, Duration::from_secs(86_400), 5).as_second() - now.as_second(),
+            86_400
+        );
+    }
+}

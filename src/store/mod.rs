@@ -1,1 +1,977 @@
-//! Store
+//! The SQLite store: the only module that opens the database.
+//!
+//! Every write that belongs together happens in one `IMMEDIATE` transaction, so a crash at any
+//! moment leaves either all of it or none of it: a poll's items and their matches arrive
+//! together, and a digest is stored together with the matches it covers and its pending
+//! deliveries before anything is sent.
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::config::FeedConfig;
+use crate::feeds::Validators;
+use crate::item::Item;
+use crate::story::{Verdict, VerdictKind};
+
+/// A database problem.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file could not be opened or created.
+    #[error(
+        "cannot open database {path}: {source}; check [storage] database and that its folder is writable"
+    )]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// The file holds a schema newer than this program knows.
+    #[error(
+        "database {path} has schema version {found}, newer than this storywatch ({known}); upgrade storywatch"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// Any other SQLite error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value this version cannot read.
+    #[error("database holds an unexpected value: {0}")]
+    Corrupt(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// How a person judged a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Review {
+    /// Not looked at yet.
+    Unreviewed,
+    /// Confirmed as part of the story.
+    Relevant,
+    /// A false match.
+    Irrelevant,
+}
+
+impl Review {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Review::Unreviewed => "unreviewed",
+            Review::Relevant => "relevant",
+            Review::Irrelevant => "irrelevant",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Review> {
+        match text {
+            "unreviewed" => Ok(Review::Unreviewed),
+            "relevant" => Ok(Review::Relevant),
+            "irrelevant" => Ok(Review::Irrelevant),
+            other => Err(StoreError::Corrupt(format!("review state {other:?}"))),
+        }
+    }
+}
+
+fn verdict_name(kind: VerdictKind) -> &'static str {
+    match kind {
+        VerdictKind::FollowUp => "follow_up",
+        VerdictKind::ReReport => "re_report",
+        VerdictKind::Related => "related",
+        VerdictKind::OffTopic => "off_topic",
+    }
+}
+
+fn parse_verdict(text: &str) -> Result<VerdictKind> {
+    match text {
+        "follow_up" => Ok(VerdictKind::FollowUp),
+        "re_report" => Ok(VerdictKind::ReReport),
+        "related" => Ok(VerdictKind::Related),
+        "off_topic" => Ok(VerdictKind::OffTopic),
+        other => Err(StoreError::Corrupt(format!("verdict {other:?}"))),
+    }
+}
+
+fn to_secs(time: Timestamp) -> i64 {
+    time.as_second()
+}
+
+fn from_secs(secs: Option<i64>) -> Option<Timestamp> {
+    secs.and_then(|s| Timestamp::from_second(s).ok())
+}
+
+/// A feed the scheduler knows, with what the next poll needs.
+#[derive(Debug, Clone)]
+pub struct FeedRow {
+    /// Row id.
+    pub id: i64,
+    /// Current URL.
+    pub url: String,
+    /// The feed's own title, once seen.
+    pub title: Option<String>,
+    /// Cache validators from the last 200.
+    pub validators: Validators,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// When it is next due.
+    pub next_poll_at: Timestamp,
+}
+
+/// A feed's health as `feeds list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedStatus {
+    /// URL.
+    pub url: String,
+    /// The feed's own title, once seen.
+    pub title: Option<String>,
+    /// Last successful fetch (200 or 304).
+    pub last_success_at: Option<Timestamp>,
+    /// Last attempt of any outcome.
+    pub last_attempt_at: Option<Timestamp>,
+    /// The last error's text, cleared by a success.
+    pub last_error: Option<String>,
+    /// The last error's kind (`timeout`, `http_status`, `parse`, …).
+    pub last_error_kind: Option<String>,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// When it is next due.
+    pub next_poll_at: Option<Timestamp>,
+    /// How many items are stored for it.
+    pub items: u64,
+}
+
+/// The outcome of storing one successful poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollCounts {
+    /// Items not seen before.
+    pub new_items: usize,
+    /// Of those, how many matched the story.
+    pub new_matches: usize,
+}
+
+/// A successful poll, as [`Store::record_fetched`] stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchedPoll<'a> {
+    /// The feed polled.
+    pub feed_id: i64,
+    /// The story the verdicts are for.
+    pub story: &'a str,
+    /// The feed's own title.
+    pub feed_title: Option<&'a str>,
+    /// The validators to send next time.
+    pub validators: &'a Validators,
+    /// Every entry in the feed with its verdict.
+    pub items: &'a [(Item, Verdict)],
+    /// When the poll happened.
+    pub now: Timestamp,
+    /// When the feed is next due.
+    pub next_poll_at: Timestamp,
+}
+
+/// A stored match with its item, as lists and digests show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchRow {
+    /// The item's id (the handle users type in `items show ID`).
+    pub id: i64,
+    /// The story it matched.
+    pub story: String,
+    /// Headline.
+    pub title: String,
+    /// Plain-text summary.
+    pub summary: String,
+    /// Link, http(s) only.
+    pub link: Option<String>,
+    /// Outlet.
+    pub source: Option<String>,
+    /// The feed's URL.
+    pub feed_url: String,
+    /// Published time, else first seen.
+    pub published_at: Option<Timestamp>,
+    /// When storywatch first stored it.
+    pub first_seen_at: Timestamp,
+    /// The matcher's verdict.
+    pub verdict: VerdictKind,
+    /// The matcher's score.
+    pub score: f64,
+    /// Nearest baseline article.
+    pub baseline: Option<String>,
+    /// The matcher's reasons.
+    pub why: Vec<String>,
+    /// Review state.
+    pub review: Review,
+    /// The digest that carried it, if any.
+    pub digest_id: Option<i64>,
+}
+
+/// Filters for [`Store::list_matches`].
+#[derive(Debug, Clone, Default)]
+pub struct MatchFilter {
+    /// Only this review state.
+    pub review: Option<Review>,
+    /// At most this many, newest first.
+    pub limit: Option<usize>,
+}
+
+/// A digest as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct DigestRow {
+    /// Row id.
+    pub id: i64,
+    /// When it was built.
+    pub created_at: Timestamp,
+    /// The end of the previous digest's period (None for the first).
+    pub period_start: Option<Timestamp>,
+    /// When its period ended (= created_at).
+    pub period_end: Timestamp,
+    /// Matches it covers.
+    pub match_count: usize,
+    /// The rendered Markdown, delivered as is.
+    pub markdown: String,
+}
+
+/// What the digest renderer gets from the store.
+#[derive(Debug, Clone)]
+pub struct DigestInput {
+    /// The matches not yet in any digest, newest first.
+    pub matches: Vec<MatchRow>,
+    /// Start of the period (end of the previous digest).
+    pub period_start: Option<Timestamp>,
+    /// End of the period.
+    pub period_end: Timestamp,
+    /// Items first seen in the period, matched or not.
+    pub items_scanned: u64,
+    /// Active feeds.
+    pub feeds_polled: u64,
+    /// Feeds whose last poll failed, with the error, for the footer.
+    pub failing_feeds: Vec<(String, String)>,
+}
+
+/// A delivery still to be made.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    /// The digest.
+    pub digest: DigestRow,
+    /// The channel's configured name.
+    pub channel: String,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// The database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                open_error(rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_error)?;
+        migrate(&mut conn, path)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes the feed table follow the config: adds new feeds (due now), reactivates listed ones
+    /// and deactivates feeds no longer listed (their items stay).
+    pub fn sync_feeds(&mut self, feeds: &[FeedConfig]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("UPDATE feeds SET active = 0", [])?;
+        for feed in feeds {
+            tx.execute(
+                "INSERT INTO feeds (url, active) VALUES (?1, 1)
+                 ON CONFLICT(url) DO UPDATE SET active = 1",
+                params![feed.url],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The active feeds, in URL order.
+    pub fn active_feeds(&self) -> Result<Vec<FeedRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, url, title, etag, last_modified, consecutive_failures, next_poll_at
+             FROM feeds WHERE active = 1 ORDER BY url",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(FeedRow {
+                id: row.get(0)?,
+                url: row.get(1)?,
+                title: row.get(2)?,
+                validators: Validators {
+                    etag: row.get(3)?,
+                    last_modified: row.get(4)?,
+                },
+                consecutive_failures: row.get(5)?,
+                next_poll_at: from_secs(row.get(6)?).unwrap_or(Timestamp::UNIX_EPOCH),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Health of every active feed.
+    pub fn feed_statuses(&self) -> Result<Vec<FeedStatus>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT url, title, last_success_at, last_attempt_at, last_error, last_error_kind,
+                    consecutive_failures, next_poll_at,
+                    (SELECT COUNT(*) FROM items WHERE items.feed_id = feeds.id)
+             FROM feeds WHERE active = 1 ORDER BY url",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(FeedStatus {
+                url: row.get(0)?,
+                title: row.get(1)?,
+                last_success_at: from_secs(row.get(2)?),
+                last_attempt_at: from_secs(row.get(3)?),
+                last_error: row.get(4)?,
+                last_error_kind: row.get(5)?,
+                consecutive_failures: row.get(6)?,
+                next_poll_at: from_secs(row.get(7)?),
+                items: row.get::<_, i64>(8)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Stores a successful poll in one transaction: new items, their matches for `story`, the
+    /// feed's title and validators, and its next due time. Items already stored for this feed
+    /// (same dedup key) are left as they are.
+    pub fn record_fetched(&mut self, poll: &FetchedPoll<'_>) -> Result<PollCounts> {
+        let FetchedPoll {
+            feed_id,
+            story,
+            feed_title,
+            validators,
+            items,
+            now,
+            next_poll_at,
+        } = *poll;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut counts = PollCounts::default();
+        {
+            let mut insert_item = tx.prepare_cached(
+                "INSERT INTO items (feed_id, dedup_key, title, summary, content, link, source,
+                                    published_at, first_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(feed_id, dedup_key) DO NOTHING",
+            )?;
+            let mut insert_match = tx.prepare_cached(
+                "INSERT INTO matches (item_id, story, verdict, score, baseline_id, why, matched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (item, verdict) in items {
+                let inserted = insert_item.execute(params![
+                    feed_id,
+                    item.dedup_key,
+                    item.title,
+                    item.summary,
+                    item.content,
+                    item.link,
+                    item.source,
+                    item.published.map(to_secs),
+                    to_secs(now),
+                ])?;
+                if inserted == 0 {
+                    continue;
+                }
+                counts.new_items += 1;
+                if verdict.verdict == VerdictKind::OffTopic {
+                    continue;
+                }
+                let item_id = tx.last_insert_rowid();
+                let why = serde_json::to_string(&verdict.why)
+                    .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                insert_match.execute(params![
+                    item_id,
+                    story,
+                    verdict_name(verdict.verdict),
+                    verdict.score,
+                    verdict.baseline,
+                    why,
+                    to_secs(now),
+                ])?;
+                counts.new_matches += 1;
+            }
+        }
+        tx.execute(
+            "UPDATE feeds SET title = COALESCE(?2, title), etag = ?3, last_modified = ?4,
+                    last_attempt_at = ?5, last_success_at = ?5, last_error = NULL,
+                    last_error_kind = NULL, consecutive_failures = 0, next_poll_at = ?6
+             WHERE id = ?1",
+            params![
+                feed_id,
+                feed_title,
+                validators.etag,
+                validators.last_modified,
+                to_secs(now),
+                to_secs(next_poll_at)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    /// Records a 304: the feed is healthy and unchanged.
+    pub fn record_not_modified(
+        &mut self,
+        feed_id: i64,
+        now: Timestamp,
+        next_poll_at: Timestamp,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE feeds SET last_attempt_at = ?2, last_success_at = ?2, last_error = NULL,
+                    last_error_kind = NULL, consecutive_failures = 0, next_poll_at = ?3
+             WHERE id = ?1",
+            params![feed_id, to_secs(now), to_secs(next_poll_at)],
+        )?;
+        Ok(())
+    }
+
+    /// Records a failed poll; the caller computes the backoff into `next_poll_at`.
+    pub fn record_failure(
+        &mut self,
+        feed_id: i64,
+        kind: &str,
+        message: &str,
+        now: Timestamp,
+        next_poll_at: Timestamp,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE feeds SET last_attempt_at = ?2, last_error = ?3, last_error_kind = ?4,
+                    last_error_at = ?2, consecutive_failures = consecutive_failures + 1,
+                    next_poll_at = ?5
+             WHERE id = ?1",
+            params![feed_id, to_secs(now), message, kind, to_secs(next_poll_at)],
+        )?;
+        Ok(())
+    }
+
+    /// Records that a feed answered with a permanent redirect: its stored URL becomes the new one
+    /// unless another feed already has it.
+    pub fn record_moved(&mut self, feed_id: i64, new_url: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE OR IGNORE feeds SET url = ?2 WHERE id = ?1",
+            params![feed_id, new_url],
+        )?;
+        Ok(())
+    }
+
+    /// Matches, newest first.
+    pub fn list_matches(&self, filter: &MatchFilter) -> Result<Vec<MatchRow>> {
+        let limit = filter.limit.map_or(-1, |l| l as i64);
+        let review = filter.review.map(Review::as_str);
+        self.query_matches(
+            "WHERE (?1 IS NULL OR m.review = ?1)
+             ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC LIMIT ?2",
+            params![review, limit],
+        )
+    }
+
+    /// One match by item id (the first story's when it matched several).
+    pub fn get_match(&self, item_id: i64) -> Result<Option<MatchRow>> {
+        Ok(self
+            .query_matches(
+                "WHERE m.item_id = ?1 ORDER BY m.story LIMIT 1",
+                params![item_id],
+            )?
+            .pop())
+    }
+
+    /// Sets the review state of an item's matches; false when no such match exists.
+    pub fn mark(&mut self, item_id: i64, review: Review, now: Timestamp) -> Result<bool> {
+        let changed = self.conn.execute(
+            "UPDATE matches SET review = ?2, reviewed_at = ?3 WHERE item_id = ?1",
+            params![item_id, review.as_str(), to_secs(now)],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn query_matches(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<MatchRow>> {
+        let sql = format!(
+            "SELECT i.id, m.story, i.title, i.summary, i.link, COALESCE(i.source, f.title), f.url,
+                    i.published_at, i.first_seen_at, m.verdict, m.score, m.baseline_id, m.why,
+                    m.review, m.digest_id
+             FROM matches m JOIN items i ON i.id = m.item_id JOIN feeds f ON f.id = i.feed_id
+             {tail}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let raw = stmt.query_map(args, |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
+                row.get::<_, String>(6)?,
+                row.get::<_, Option<i64>>(7)?,
+                row.get::<_, i64>(8)?,
+                row.get::<_, String>(9)?,
+                row.get::<_, f64>(10)?,
+                row.get::<_, Option<String>>(11)?,
+                row.get::<_, String>(12)?,
+                row.get::<_, String>(13)?,
+                row.get::<_, Option<i64>>(14)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in raw {
+            let (
+                id,
+                story,
+                title,
+                summary,
+                link,
+                source,
+                feed_url,
+                published,
+                seen,
+                verdict,
+                score,
+                baseline,
+                why,
+                review,
+                digest_id,
+            ) = row?;
+            out.push(MatchRow {
+                id,
+                story,
+                title,
+                summary,
+                link,
+                source,
+                feed_url,
+                published_at: from_secs(published),
+                first_seen_at: from_secs(Some(seen)).unwrap_or(Timestamp::UNIX_EPOCH),
+                verdict: parse_verdict(&verdict)?,
+                score,
+                baseline,
+                why: serde_json::from_str(&why)
+                    .map_err(|err| StoreError::Corrupt(format!("why: {err}")))?,
+                review: Review::parse(&review)?,
+                digest_id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Gathers what a digest ending `now` would contain, without changing anything.
+    pub fn digest_input(&self, now: Timestamp) -> Result<DigestInput> {
+        let matches = self.query_matches(
+            "WHERE m.digest_id IS NULL AND m.review != 'irrelevant'
+             ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC",
+            [],
+        )?;
+        let period_start: Option<i64> =
+            self.conn
+                .query_row("SELECT MAX(period_end) FROM digests", [], |row| row.get(0))?;
+        let items_scanned: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM items WHERE first_seen_at > ?1 AND first_seen_at <= ?2",
+            params![period_start.unwrap_or(i64::MIN), to_secs(now)],
+            |row| row.get(0),
+        )?;
+        let feeds_polled: i64 =
+            self.conn
+                .query_row("SELECT COUNT(*) FROM feeds WHERE active = 1", [], |row| {
+                    row.get(0)
+                })?;
+        let mut stmt = self.conn.prepare(
+            "SELECT COALESCE(title, url), last_error FROM feeds
+             WHERE active = 1 AND consecutive_failures > 0 ORDER BY url",
+        )?;
+        let failing_feeds = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(DigestInput {
+            matches,
+            period_start: from_secs(period_start),
+            period_end: now,
+            items_scanned: items_scanned as u64,
+            feeds_polled: feeds_polled as u64,
+            failing_feeds,
+        })
+    }
+
+    /// Builds and stores a digest in one transaction: the rendered text, the matches it covers
+    /// (so no later digest repeats them) and one pending delivery per channel. Nothing is sent
+    /// here; [`Store::pending_deliveries`] hands the deliveries out afterwards. `render` returns
+    /// `None` to store nothing (an empty day under the `skip` policy).
+    pub fn create_digest(
+        &mut self,
+        now: Timestamp,
+        channels: &[String],
+        render: impl FnOnce(&DigestInput) -> Option<String>,
+    ) -> Result<Option<DigestRow>> {
+        let input = self.digest_input(now)?;
+        let Some(markdown) = render(&input) else {
+            return Ok(None);
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO digests (created_at, period_start, period_end, match_count, markdown)
+             VALUES (?1, ?2, ?1, ?3, ?4)",
+            params![
+                to_secs(now),
+                input.period_start.map(to_secs),
+                input.matches.len() as i64,
+                markdown
+            ],
+        )?;
+        let digest_id = tx.last_insert_rowid();
+        {
+            let mut claim =
+                tx.prepare("UPDATE matches SET digest_id = ?1 WHERE item_id = ?2 AND story = ?3 AND digest_id IS NULL")?;
+            for m in &input.matches {
+                claim.execute(params![digest_id, m.id, m.story])?;
+            }
+            let mut pending = tx.prepare(
+                "INSERT INTO deliveries (digest_id, channel, state) VALUES (?1, ?2, 'pending')",
+            )?;
+            for channel in channels {
+                pending.execute(params![digest_id, channel])?;
+            }
+        }
+        tx.commit()?;
+        Ok(Some(DigestRow {
+            id: digest_id,
+            created_at: now,
+            period_start: input.period_start,
+            period_end: now,
+            match_count: input.matches.len(),
+            markdown,
+        }))
+    }
+
+    /// The most recent digest.
+    pub fn last_digest(&self) -> Result<Option<DigestRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, created_at, period_start, period_end, match_count, markdown
+                 FROM digests ORDER BY id DESC LIMIT 1",
+                [],
+                digest_from_row,
+            )
+            .optional()
+            .map_err(StoreError::from)
+    }
+
+    /// Deliveries not yet made, oldest digest first.
+    pub fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.id, d.created_at, d.period_start, d.period_end, d.match_count, d.markdown,
+                    v.channel, v.attempts
+             FROM deliveries v JOIN digests d ON d.id = v.digest_id
+             WHERE v.state = 'pending' ORDER BY d.id, v.channel",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(PendingDelivery {
+                digest: digest_from_row(row)?,
+                channel: row.get(6)?,
+                attempts: row.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records one delivery attempt. A failure stays pending until `give_up` says otherwise.
+    pub fn record_delivery(
+        &mut self,
+        digest_id: i64,
+        channel: &str,
+        outcome: std::result::Result<(), String>,
+        give_up: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        match outcome {
+            Ok(()) => self.conn.execute(
+                "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1,
+                        delivered_at = ?3, last_error = NULL
+                 WHERE digest_id = ?1 AND channel = ?2",
+                params![digest_id, channel, to_secs(now)],
+            )?,
+            Err(error) => self.conn.execute(
+                "UPDATE deliveries SET state = CASE WHEN ?4 THEN 'failed' ELSE 'pending' END,
+                        attempts = attempts + 1, last_error = ?3
+                 WHERE digest_id = ?1 AND channel = ?2",
+                params![digest_id, channel, error, give_up],
+            )?,
+        };
+        Ok(())
+    }
+}
+
+fn digest_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DigestRow> {
+    Ok(DigestRow {
+        id: row.get(0)?,
+        created_at: from_secs(row.get(1)?).unwrap_or(Timestamp::UNIX_EPOCH),
+        period_start: from_secs(row.get(2)?),
+        period_end: from_secs(row.get(3)?).unwrap_or(Timestamp::UNIX_EPOCH),
+        match_count: row.get::<_, i64>(4)? as usize,
+        markdown: row.get(5)?,
+    })
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let known = migrations::MIGRATIONS.len() as i64;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (version, sql) in migrations::MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(found as usize)
+    {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn item(key: &str, title: &str) -> Item {
+        Item {
+            dedup_key: key.into(),
+            title: title.into(),
+            summary: "summary".into(),
+            content: String::new(),
+            link: Some(format!("https://news.example/{key}")),
+            published: Some(Timestamp::from_second(1_700_000_000).unwrap()),
+            source: Some("Wire".into()),
+        }
+    }
+
+    fn verdict(kind: VerdictKind) -> Verdict {
+        Verdict {
+            verdict: kind,
+            score: 0.8,
+            baseline: Some("002_x".into()),
+            why: vec!["terms: fentanyl".into()],
+        }
+    }
+
+    fn feed(url: &str) -> FeedConfig {
+        FeedConfig {
+            url: url.into(),
+            interval: Duration::from_secs(1800),
+            title: None,
+        }
+    }
+
+    fn poll<'a>(feed_id: i64, items: &'a [(Item, Verdict)], now: Timestamp) -> FetchedPoll<'a> {
+        const NO_VALIDATORS: &Validators = &Validators {
+            etag: None,
+            last_modified: None,
+        };
+        FetchedPoll {
+            feed_id,
+            story: "s",
+            feed_title: Some("A"),
+            validators: NO_VALIDATORS,
+            items,
+            now,
+            next_poll_at: now,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sub/test.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn items_are_unique_per_feed_and_matches_only_for_on_topic() {
+        let (_dir, mut store) = open();
+        store.sync_feeds(&[feed("https://a.example/f")]).unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let now = Timestamp::now();
+        let batch = vec![
+            (item("1", "fentanyl talks"), verdict(VerdictKind::FollowUp)),
+            (item("2", "weather"), verdict(VerdictKind::OffTopic)),
+        ];
+        let counts = store.record_fetched(&poll(feed_id, &batch, now)).unwrap();
+        assert_eq!(
+            counts,
+            PollCounts {
+                new_items: 2,
+                new_matches: 1
+            }
+        );
+        let again = store.record_fetched(&poll(feed_id, &batch, now)).unwrap();
+        assert_eq!(again, PollCounts::default());
+        let matches = store.list_matches(&MatchFilter::default()).unwrap();
+        assert_eq!(matches.len(), 1);
+        assert_eq!(matches[0].source.as_deref(), Some("Wire"));
+        assert_eq!(matches[0].why, vec!["terms: fentanyl".to_string()]);
+    }
+
+    #[test]
+    fn digest_claims_matches_once_and_queues_deliveries() {
+        let (_dir, mut store) = open();
+        store.sync_feeds(&[feed("https://a.example/f")]).unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let now = Timestamp::now();
+        let batch = vec![(item("1", "t"), verdict(VerdictKind::FollowUp))];
+        store.record_fetched(&poll(feed_id, &batch, now)).unwrap();
+        let channels = vec!["file".to_string(), "stdout".to_string()];
+        let digest = store
+            .create_digest(now, &channels, |input| {
+                Some(format!("{} matches", input.matches.len()))
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(digest.match_count, 1);
+        assert_eq!(store.pending_deliveries().unwrap().len(), 2);
+        store
+            .record_delivery(digest.id, "file", Ok(()), false, now)
+            .unwrap();
+        store
+            .record_delivery(digest.id, "stdout", Err("boom".into()), false, now)
+            .unwrap();
+        let pending = store.pending_deliveries().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].channel.as_str(), pending[0].attempts),
+            ("stdout", 1)
+        );
+        let second = store
+            .create_digest(now, &channels, |input| {
+                Some(format!("{} matches", input.matches.len()))
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.match_count, 0);
+    }
+
+    #[test]
+    fn marking_and_filters() {
+        let (_dir, mut store) = open();
+        store.sync_feeds(&[feed("https://a.example/f")]).unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let now = Timestamp::now();
+        let batch = vec![
+            (item("1", "t"), verdict(VerdictKind::FollowUp)),
+            (item("2", "u"), verdict(VerdictKind::Related)),
+        ];
+        store.record_fetched(&poll(feed_id, &batch, now)).unwrap();
+        let id = store.list_matches(&MatchFilter::default()).unwrap()[0].id;
+        assert!(store.mark(id, Review::Relevant, now).unwrap());
+        assert!(!store.mark(9999, Review::Relevant, now).unwrap());
+        let relevant = store
+            .list_matches(&MatchFilter {
+                review: Some(Review::Relevant),
+                limit: None,
+            })
+            .unwrap();
+        assert_eq!(relevant.len(), 1);
+        assert_eq!(
+            store.get_match(id).unwrap().unwrap().review,
+            Review::Relevant
+        );
+    }
+
+    #[test]
+    fn failures_count_and_feeds_deactivate() {
+        let (_dir, mut store) = open();
+        store
+            .sync_feeds(&[feed("https://a.example/f"), feed("https://b.example/f")])
+            .unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let now = Timestamp::now();
+        store
+            .record_failure(feed_id, "timeout", "timed out after 20s", now, now)
+            .unwrap();
+        store
+            .record_failure(feed_id, "timeout", "timed out after 20s", now, now)
+            .unwrap();
+        let status = &store.feed_statuses().unwrap()[0];
+        assert_eq!(status.consecutive_failures, 2);
+        assert_eq!(status.last_error_kind.as_deref(), Some("timeout"));
+        store.sync_feeds(&[feed("https://b.example/f")]).unwrap();
+        assert_eq!(store.active_feeds().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.sync_feeds(&[feed("https://a.example/f")]).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.active_feeds().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = Store::open(&path).unwrap_err().to_string();
+        assert!(err.contains("upgrade storywatch"), "{err}");
+    }
+}

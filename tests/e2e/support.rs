@@ -299,3 +299,34 @@ pub fn storywatch(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     }
     child.wait_with_output().expect("wait storywatch")
 }
+
+/// Writes a config for tests into `dir`: the given feed URLs, the bundled seeds, private
+/// networks allowed (the server is on 127.0.0.1), a file channel to `dir/digests`, and `extra`
+/// TOML appended verbatim.
+pub fn write_config(dir: &Path, feeds: &[String], extra: &str) -> PathBuf {
+    let mut text = format!(
+        "[storage]\ndatabase = \"storywatch.db\"\n\n[story]\nname = \"US–China fentanyl cooperation\"\nseeds = {:?}\n\n\
+         [fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nallow_private_networks = true\n\n\
+         [digest]\nat = \"07:00\"\ntimezone = \"Europe/London\"\n\n[[notify]]\nkind = \"file\"\npath = \"digests\"\n\n",
+        seeds_dir().display().to_string()
+    );
+    for url in feeds {
+        text.push_str(&format!("[[feeds]]\nurl = {url:?}\ninterval = \"30m\"\n\n"));
+    }
+    text.push_str(extra);
+    let path = dir.join("storywatch.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Stdout of a finished command as text, failing the test with stderr when it did not succeed.
+pub fn success(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "storywatch failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
