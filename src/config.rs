@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
-use serde::Deserialize;
 use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::duration::parse_duration;
@@ -133,11 +133,29 @@ pub enum EmptyDigest {
     Skip,
 }
 
+/// How re-reports and `related` items appear in the digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelatedMode {
+    /// Listed in a compact section of their own.
+    Show,
+    /// Only counted.
+    Count,
+    /// Left out.
+    Hide,
+}
+
 /// `[digest]`: when the daily digest goes out.
 #[derive(Debug, Clone)]
 pub struct DigestConfig {
-    /// Local time of day.
+    /// Local time of day (ignored when `every` is set).
     pub at: Time,
+    /// A fixed period instead of a daily time, e.g. `12h`.
+    pub every: Option<Duration>,
+    /// Wait before the first retry of a failed delivery; doubles per attempt.
+    pub retry: Duration,
+    /// Re-reports and related items: show, count or hide.
+    pub related: RelatedMode,
     /// The IANA zone `at` is read in.
     pub timezone: TimeZone,
     /// The zone's name as written, for messages.
@@ -162,6 +180,139 @@ pub enum Channel {
     File { folder: PathBuf },
     /// Standard output.
     Stdout,
+    /// E-mail over SMTP.
+    Smtp(SmtpConfig),
+    /// An HTTP POST.
+    Webhook(WebhookConfig),
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (only sensible for a relay on localhost).
+    None,
+    /// Plain connection upgraded with STARTTLS (required, never skipped).
+    Starttls,
+    /// TLS from the first byte ("SMTPS", usually port 465).
+    Tls,
+}
+
+/// Where a secret comes from. The value is read when it is needed, never stored in the config
+/// and never printed: `Debug` shows only where it comes from.
+#[derive(Clone, PartialEq)]
+pub enum SecretSource {
+    /// Written in the config itself.
+    Inline(String),
+    /// The first line of a file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            SecretSource::File(path) => write!(f, "File({})", path.display()),
+            SecretSource::Env(name) => write!(f, "Env({name})"),
+        }
+    }
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file could not be read.
+    #[error("cannot read secret file {path}: {source}; check the path and its permissions")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The variable is not set.
+    #[error("environment variable {0} is not set; set it in the service's environment")]
+    Env(String),
+    /// The value is empty.
+    #[error("the secret from {0} is empty; put the password or secret there")]
+    Empty(String),
+}
+
+impl SecretSource {
+    /// Reads the secret now (files and variables can change while the daemon runs).
+    pub fn read(&self) -> Result<String, SecretError> {
+        let (value, from) = match self {
+            SecretSource::Inline(value) => (value.clone(), "the config".to_string()),
+            SecretSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+                    path: path.clone(),
+                    source,
+                })?;
+                // The first line only, so a trailing newline from `echo` is not part of it.
+                let line = text.lines().next().unwrap_or("").to_string();
+                (line, path.display().to_string())
+            }
+            SecretSource::Env(name) => (
+                std::env::var(name).map_err(|_| SecretError::Env(name.clone()))?,
+                format!("${name}"),
+            ),
+        };
+        if value.is_empty() {
+            return Err(SecretError::Empty(from));
+        }
+        Ok(value)
+    }
+}
+
+/// `[[notify]] kind = "smtp"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpConfig {
+    /// Server host name.
+    pub host: String,
+    /// Server port (default by `tls`: 25, 587 or 465).
+    pub port: u16,
+    /// Connection security.
+    pub tls: SmtpTls,
+    /// The sender, `Name <addr>` or `addr`.
+    pub from: String,
+    /// One or more recipients.
+    pub to: Vec<String>,
+    /// Login user, when the server wants one.
+    pub username: Option<String>,
+    /// The password's source (needed with `username`).
+    pub password: Option<SecretSource>,
+    /// An extra root certificate (PEM) to trust, for a server with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Limit for one delivery.
+    pub timeout: Duration,
+}
+
+/// The body shape a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The digest as structured JSON.
+    Json,
+    /// Slack incoming webhook (`{"text": …}`).
+    Slack,
+    /// Discord webhook (`{"content": …}`, ≤ 2000 characters).
+    Discord,
+    /// ntfy: plain-text body, `Title` header.
+    Ntfy,
+}
+
+/// `[[notify]] kind = "webhook"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// Where to POST.
+    pub url: String,
+    /// Body shape.
+    pub format: WebhookFormat,
+    /// HMAC-SHA256 key for the `X-Storywatch-Signature` header.
+    pub secret: Option<SecretSource>,
+    /// Limit for one delivery.
+    pub timeout: Duration,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,12 +420,23 @@ fn default_interval() -> HumanDuration {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDigest {
-    #[serde(default = "default_at")]
-    at: TimeOfDay,
+    at: Option<TimeOfDay>,
+    every: Option<HumanDuration>,
     #[serde(default = "default_zone")]
     timezone: Zone,
     #[serde(default = "default_empty")]
     empty: EmptyDigest,
+    #[serde(default = "default_related")]
+    related: RelatedMode,
+    #[serde(default = "default_retry")]
+    retry: HumanDuration,
+}
+
+fn default_related() -> RelatedMode {
+    RelatedMode::Show
+}
+fn default_retry() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
 }
 
 fn default_at() -> TimeOfDay {
@@ -293,8 +455,84 @@ fn default_empty() -> EmptyDigest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 enum RawNotify {
-    File { path: String, name: Option<String> },
-    Stdout { name: Option<String> },
+    File {
+        path: String,
+        name: Option<String>,
+    },
+    Stdout {
+        name: Option<String>,
+    },
+    Smtp {
+        name: Option<String>,
+        host: String,
+        port: Option<u16>,
+        tls: Option<SmtpTls>,
+        from: String,
+        to: OneOrMany,
+        username: Option<String>,
+        password_file: Option<String>,
+        password_env: Option<String>,
+        ca_file: Option<String>,
+        timeout: Option<HumanDuration>,
+    },
+    Webhook {
+        name: Option<String>,
+        url: String,
+        format: Option<WebhookFormat>,
+        secret: Option<String>,
+        secret_file: Option<String>,
+        secret_env: Option<String>,
+        timeout: Option<HumanDuration>,
+    },
+}
+
+/// `to = "a@x"` or `to = ["a@x", "b@x"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+/// Default limit for one SMTP or webhook delivery.
+const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most one of the three ways to give a secret.
+fn secret_source(
+    base: &Path,
+    inline: Option<&String>,
+    file: Option<&String>,
+    env: Option<&String>,
+    key: &str,
+) -> Result<Option<SecretSource>, String> {
+    let given = [inline.is_some(), file.is_some(), env.is_some()]
+        .iter()
+        .filter(|g| **g)
+        .count();
+    if given > 1 {
+        let keys = if inline.is_some() {
+            format!("{key}, {key}_file and {key}_env")
+        } else {
+            format!("{key}_file and {key}_env")
+        };
+        return Err(format!("{keys} are alternatives; keep exactly one of them"));
+    }
+    Ok(if let Some(value) = inline {
+        Some(SecretSource::Inline(value.clone()))
+    } else if let Some(path) = file {
+        Some(SecretSource::File(base.join(path)))
+    } else {
+        env.map(|name| SecretSource::Env(name.clone()))
+    })
 }
 
 /// A duration written as `"30m"`.
@@ -408,6 +646,7 @@ impl Config {
             locate(err.span(), message)
         })?;
 
+        let digest_span = text.find("[digest]").map(|start| start..start);
         let seeds_span = raw.story.seeds.span();
         let seeds = base.join(raw.story.seeds.get_ref());
         if !seeds.is_dir() {
@@ -478,8 +717,9 @@ impl Config {
         }
 
         let mut notify: Vec<NotifyConfig> = Vec::new();
-        for spanned in &raw.notify {
-            let (name, kind, channel) = match spanned.get_ref() {
+        for spanned in raw.notify {
+            let span = spanned.span();
+            let (name, kind, channel) = match spanned.into_inner() {
                 RawNotify::File { path, name } => (
                     name.clone(),
                     "file",
@@ -488,6 +728,81 @@ impl Config {
                     },
                 ),
                 RawNotify::Stdout { name } => (name.clone(), "stdout", Channel::Stdout),
+                RawNotify::Smtp {
+                    name,
+                    host,
+                    port,
+                    tls,
+                    from,
+                    to,
+                    username,
+                    password_file,
+                    password_env,
+                    ca_file,
+                    timeout,
+                } => {
+                    let smtp = smtp_config(
+                        base,
+                        SmtpParts {
+                            host,
+                            port,
+                            tls,
+                            from,
+                            to: to.into_vec(),
+                            username,
+                            password_file,
+                            password_env,
+                            ca_file,
+                            timeout,
+                        },
+                    )
+                    .map_err(|message| locate(Some(span.clone()), message))?;
+                    (name, "smtp", Channel::Smtp(smtp))
+                }
+                RawNotify::Webhook {
+                    name,
+                    url,
+                    format,
+                    secret,
+                    secret_file,
+                    secret_env,
+                    timeout,
+                } => {
+                    let url = url.trim().to_string();
+                    match url::Url::parse(&url) {
+                        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                        _ => {
+                            return Err(locate(
+                                Some(span),
+                                format!(
+                                    "webhook url {url:?} is not an absolute http(s) URL; write it as \"https://hooks.example.com/…\""
+                                ),
+                            ));
+                        }
+                    }
+                    let secret = secret_source(
+                        base,
+                        secret.as_ref(),
+                        secret_file.as_ref(),
+                        secret_env.as_ref(),
+                        "secret",
+                    )
+                    .map_err(|message| locate(Some(span.clone()), message))?;
+                    let timeout = timeout.map_or(DEFAULT_DELIVERY_TIMEOUT, |t| t.0);
+                    if timeout.is_zero() {
+                        return Err(locate(
+                            Some(span),
+                            "webhook timeout must be longer than 0s, e.g. \"30s\"".into(),
+                        ));
+                    }
+                    let webhook = WebhookConfig {
+                        url,
+                        format: format.unwrap_or(WebhookFormat::Json),
+                        secret,
+                        timeout,
+                    };
+                    (name, "webhook", Channel::Webhook(webhook))
+                }
             };
             let name = name.unwrap_or_else(|| {
                 let same_kind = notify.iter().filter(|n| n.name.starts_with(kind)).count();
@@ -499,7 +814,7 @@ impl Config {
             });
             if notify.iter().any(|n| n.name == name) {
                 return Err(locate(
-                    Some(spanned.span()),
+                    Some(span),
                     format!(
                         "two [[notify]] channels are named {name:?}; give each a unique name = \"…\""
                     ),
@@ -509,10 +824,27 @@ impl Config {
         }
 
         let digest = raw.digest.unwrap_or(RawDigest {
-            at: default_at(),
+            at: None,
+            every: None,
             timezone: default_zone(),
             empty: default_empty(),
+            related: default_related(),
+            retry: default_retry(),
         });
+        if digest.at.is_some() && digest.every.is_some() {
+            return Err(locate(
+                digest_span.clone(),
+                "[digest] has both `at` and `every`; keep `at = \"07:00\"` for a daily digest \
+                 or `every = \"12h\"` for a fixed period, not both"
+                    .into(),
+            ));
+        }
+        if digest.every.as_ref().is_some_and(|e| e.0.is_zero()) {
+            return Err(locate(
+                digest_span,
+                "[digest] every must be longer than 0s, e.g. \"12h\"".into(),
+            ));
+        }
         Ok(Config {
             origin,
             storage: StorageConfig {
@@ -533,7 +865,10 @@ impl Config {
             },
             feeds,
             digest: DigestConfig {
-                at: digest.at.0,
+                at: digest.at.unwrap_or_else(default_at).0,
+                every: digest.every.map(|e| e.0),
+                retry: digest.retry.0,
+                related: digest.related,
                 timezone: digest.timezone.zone,
                 timezone_name: digest.timezone.name,
                 empty: digest.empty,
@@ -541,6 +876,84 @@ impl Config {
             notify,
         })
     }
+}
+
+/// The keys of an smtp entry, before validation.
+struct SmtpParts {
+    host: String,
+    port: Option<u16>,
+    tls: Option<SmtpTls>,
+    from: String,
+    to: Vec<String>,
+    username: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    ca_file: Option<String>,
+    timeout: Option<HumanDuration>,
+}
+
+/// Validates an smtp entry; the error says what to change.
+fn smtp_config(base: &Path, raw: SmtpParts) -> Result<SmtpConfig, String> {
+    use lettre::message::Mailbox;
+    let host = raw.host.trim().to_string();
+    if host.is_empty() || host.contains(['/', ' ', ':']) {
+        return Err(format!(
+            "smtp host {host:?} is not a host name; write only the name, e.g. host = \"smtp.example.com\" and the port in port = 587"
+        ));
+    }
+    let tls = raw.tls.unwrap_or(SmtpTls::Starttls);
+    let port = raw.port.unwrap_or(match tls {
+        SmtpTls::None => 25,
+        SmtpTls::Starttls => 587,
+        SmtpTls::Tls => 465,
+    });
+    raw.from.parse::<Mailbox>().map_err(|err| {
+        format!(
+            "smtp from {:?} is not an e-mail address ({err}); write \"storywatch <me@example.com>\" or \"me@example.com\"",
+            raw.from
+        )
+    })?;
+    if raw.to.is_empty() {
+        return Err(
+            "smtp to is empty; list at least one recipient, e.g. to = [\"me@example.com\"]".into(),
+        );
+    }
+    for to in &raw.to {
+        to.parse::<Mailbox>().map_err(|err| {
+            format!(
+                "smtp recipient {to:?} is not an e-mail address ({err}); write \"me@example.com\""
+            )
+        })?;
+    }
+    let password = secret_source(
+        base,
+        None,
+        raw.password_file.as_ref(),
+        raw.password_env.as_ref(),
+        "password",
+    )?;
+    if raw.username.is_some() != password.is_some() {
+        return Err(if raw.username.is_some() {
+            "smtp username is set but no password; add password_file = \"…\" or password_env = \"…\"".into()
+        } else {
+            "smtp password is set but no username; add username = \"…\"".into()
+        });
+    }
+    let timeout = raw.timeout.map_or(DEFAULT_DELIVERY_TIMEOUT, |t| t.0);
+    if timeout.is_zero() {
+        return Err("smtp timeout must be longer than 0s, e.g. \"30s\"".into());
+    }
+    Ok(SmtpConfig {
+        host,
+        port,
+        tls,
+        from: raw.from,
+        to: raw.to,
+        username: raw.username,
+        password,
+        ca_file: raw.ca_file.map(|f| base.join(f)),
+        timeout,
+    })
 }
 
 /// Adds the fix to toml's own messages where it only says what is wrong.
@@ -673,6 +1086,79 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("boost"), "{err}");
+    }
+
+    #[test]
+    fn smtp_and_webhook_channels_parse_with_defaults() {
+        let config = parse(&format!(
+            "{MINIMAL}[[notify]]\nkind = \"smtp\"\nhost = \"mail.example.org\"\nfrom = \"sw <sw@example.org>\"\n\
+             to = [\"a@example.org\", \"b@example.org\"]\nusername = \"sw\"\npassword_env = \"SW_PASS\"\n\
+             [[notify]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nformat = \"slack\"\nsecret_file = \"hook.key\"\n\
+             [digest]\nevery = \"12h\"\nrelated = \"count\"\n"
+        ))
+        .unwrap();
+        let Channel::Smtp(smtp) = &config.notify[0].channel else {
+            panic!("{:?}", config.notify[0]);
+        };
+        assert_eq!((smtp.port, smtp.tls), (587, SmtpTls::Starttls));
+        assert_eq!(smtp.to.len(), 2);
+        assert_eq!(smtp.password, Some(SecretSource::Env("SW_PASS".into())));
+        let Channel::Webhook(hook) = &config.notify[1].channel else {
+            panic!("{:?}", config.notify[1]);
+        };
+        assert_eq!(hook.format, WebhookFormat::Slack);
+        assert_eq!(
+            hook.secret,
+            Some(SecretSource::File(seeds_base().join("hook.key")))
+        );
+        assert_eq!(config.notify[1].name, "webhook");
+        assert_eq!(config.digest.every, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(config.digest.related, RelatedMode::Count);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let text = format!("{:?}", SecretSource::Inline("hunter2".into()));
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn bad_channels_name_line_and_fix() {
+        for (extra, line, needle) in [
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\nusername = \"u\"\npassword_file = \"p\"\npassword_env = \"P\"\n",
+                4,
+                "keep exactly one",
+            ),
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"not an address\"\nto = \"x@y.z\"\n",
+                4,
+                "is not an e-mail address",
+            ),
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\nusername = \"u\"\n",
+                4,
+                "password_file",
+            ),
+            (
+                "[[notify]]\nkind = \"webhook\"\nurl = \"file:///etc/passwd\"\n",
+                4,
+                "http(s)",
+            ),
+            (
+                "[[notify]]\nkind = \"webhook\"\nurl = \"https://h.example/\"\nformat = \"teams\"\n",
+                4,
+                "teams",
+            ),
+            ("[digest]\nat = \"07:00\"\nevery = \"1h\"\n", 4, "not both"),
+        ] {
+            let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra}: {err}");
+            assert!(
+                err.starts_with(&format!("test.toml:{line}:")),
+                "{extra}: {err}"
+            );
+        }
     }
 
     #[test]

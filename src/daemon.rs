@@ -51,12 +51,20 @@ impl Shutdown {
 
 /// When the next digest is due. A digest is owed now if the last one is older than the latest
 /// slot (the daemon was down at digest time: it is sent late, once). With no digest yet, the
-/// first one is due at the next slot.
+/// first one is due at the next slot. With `[digest] every`, slots are `every` after the last
+/// digest (the first one `every` after start), and a missed one is likewise sent once.
 pub fn next_digest_due(
     config: &Config,
     last_digest: Option<Timestamp>,
     now: Timestamp,
 ) -> Timestamp {
+    if let Some(every) = config.digest.every {
+        let every =
+            jiff::SignedDuration::try_from(every).unwrap_or(jiff::SignedDuration::from_hours(24));
+        let from = last_digest.unwrap_or(now);
+        let due = from.checked_add(every).unwrap_or(now);
+        return due.max(now);
+    }
     let at = config.digest.at;
     let zone = &config.digest.timezone;
     if let (Some(last), Some(slot)) = (last_digest, latest_slot_at_or_before(now, at, zone)) {
@@ -91,8 +99,15 @@ pub async fn run(
     let mut digest_due = next_digest_due(&config, last.map(|d| d.created_at), Timestamp::now());
     info!(feeds = config.feeds.len(), next_digest = %digest_due, "storywatch running");
 
-    // Deliveries left pending by a previous run (crash or failure) go out first.
-    pipeline::deliver_pending(&config, &store).await?;
+    // Deliveries left pending by a previous run (crash or failure) go out first. Each is
+    // abandoned safely on shutdown: it stays pending and the next start sends it.
+    tokio::select! {
+        result = pipeline::deliver_pending(&config, &store) => { result?; }
+        _ = shutdown.requested() => {
+            info!("storywatch stopped");
+            return Ok(());
+        }
+    }
 
     loop {
         if shutdown.is_requested() {
@@ -135,17 +150,28 @@ pub async fn run(
             digest_due = next_digest_due(&config, Some(Timestamp::now()), Timestamp::now());
             info!(next_digest = %digest_due, "next digest scheduled");
         }
-        if let Err(err) = pipeline::deliver_pending(&config, &store).await {
-            error!(error = %format!("{err:#}"), "delivery failed");
+        tokio::select! {
+            result = pipeline::deliver_pending(&config, &store) => {
+                if let Err(err) = result {
+                    error!(error = %format!("{err:#}"), "delivery failed");
+                }
+            }
+            _ = shutdown.requested() => break,
         }
 
-        let next_feed = {
+        let (next_feed, next_delivery) = {
             let guard = store
                 .lock()
                 .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
-            guard.active_feeds()?.iter().map(|f| f.next_poll_at).min()
+            (
+                guard.active_feeds()?.iter().map(|f| f.next_poll_at).min(),
+                guard.next_delivery_due()?,
+            )
         };
-        let wake = next_feed.map_or(digest_due, |f| f.min(digest_due));
+        let wake = [next_feed, next_delivery]
+            .into_iter()
+            .flatten()
+            .fold(digest_due, Timestamp::min);
         let until = wake.duration_since(Timestamp::now());
         let sleep = Duration::try_from(until)
             .unwrap_or(Duration::ZERO)
@@ -165,9 +191,34 @@ mod tests {
     use crate::config::{Config, ConfigOrigin};
 
     fn config() -> Config {
+        config_with("at = \"07:00\"")
+    }
+
+    fn config_with(digest: &str) -> Config {
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        let text = "[story]\nname = \"s\"\nseeds = \"../seeds\"\n[digest]\nat = \"07:00\"\ntimezone = \"UTC\"\n";
-        Config::parse(text, ConfigOrigin::Bundled, &base).unwrap()
+        let text = format!(
+            "[story]\nname = \"s\"\nseeds = \"../seeds\"\n[digest]\n{digest}\ntimezone = \"UTC\"\n"
+        );
+        Config::parse(&text, ConfigOrigin::Bundled, &base).unwrap()
+    }
+
+    #[test]
+    fn every_counts_from_the_last_digest_and_catches_up_once() {
+        let config = config_with("every = \"12h\"");
+        let now = ts("2026-01-10T09:00:00Z");
+        assert_eq!(
+            next_digest_due(&config, None, now),
+            ts("2026-01-10T21:00:00Z")
+        );
+        assert_eq!(
+            next_digest_due(&config, Some(ts("2026-01-10T08:00:00Z")), now),
+            ts("2026-01-10T20:00:00Z")
+        );
+        // Down for three periods: one digest now.
+        assert_eq!(
+            next_digest_due(&config, Some(ts("2026-01-08T08:00:00Z")), now),
+            now
+        );
     }
 
     fn ts(text: &str) -> Timestamp {

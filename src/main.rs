@@ -61,15 +61,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Build the digest of every match not yet in a digest and deliver it now.
+    /// Build the digest now (--now, --dry-run), or list, show and resend past digests.
+    #[command(args_conflicts_with_subcommands = true)]
     Digest {
-        /// Build and deliver now (required; the daemon sends digests on schedule).
+        #[command(subcommand)]
+        action: Option<DigestCommand>,
+        /// Build the digest of every match not yet in a digest and deliver it now (the daemon
+        /// sends digests on schedule).
         #[arg(long)]
         now: bool,
         /// Print the digest instead; deliver nothing and mark nothing as sent.
         #[arg(long)]
         dry_run: bool,
     },
+    /// Export matched items.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// List, show and mark matched items.
     #[command(subcommand)]
     Items(ItemsCommand),
@@ -106,6 +113,55 @@ enum ItemsCommand {
         /// relevant, irrelevant, or unreviewed (undo).
         #[arg(value_enum)]
         state: ReviewArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DigestCommand {
+    /// List past digests, newest first, with each channel's delivery state.
+    List {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Print one past digest.
+    Show {
+        /// The digest id from `digest list`.
+        id: i64,
+        /// markdown (as delivered), html (the e-mail's HTML part) or json (structured).
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ShowFormat,
+    },
+    /// Deliver a past digest to one channel again, now.
+    Resend {
+        /// The digest id from `digest list`.
+        id: i64,
+        /// The channel's name (`name = …` in its [[notify]] entry, else its kind).
+        #[arg(long)]
+        channel: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ShowFormat {
+    Markdown,
+    Html,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportCommand {
+    /// Matched items as an Atom feed, newest first (items marked irrelevant are left out).
+    Atom {
+        /// Write to this file (replaced whole) instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// At most this many items.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
     },
 }
 
@@ -203,11 +259,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             poll_once(config)
         }
         Command::Classify { json } => classify(&config, json),
-        Command::Digest { now, dry_run } => {
+        Command::Digest {
+            action: Some(action),
+            ..
+        } => digest_command(config, action),
+        Command::Digest {
+            action: None,
+            now,
+            dry_run,
+        } => {
             if !now && !dry_run {
-                bail!("`digest` needs --now (or --dry-run); the daemon sends digests on schedule");
+                bail!(
+                    "`digest` needs --now (or --dry-run), or one of list, show ID, resend ID --channel NAME; the daemon sends digests on schedule"
+                );
             }
             digest(config, dry_run)
+        }
+        Command::Export(ExportCommand::Atom { output, limit }) => {
+            export_atom(&config, output.as_deref(), limit)
         }
         Command::Items(command) => items(&config, command),
         Command::Feeds(FeedsCommand::List { json }) => feeds_list(&config, json),
@@ -391,6 +460,136 @@ fn digest(config: Config, dry_run: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn digest_command(config: Config, action: DigestCommand) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        DigestCommand::List { json, limit } => {
+            let store = open_store(&config)?;
+            let digests = store.list_digests(limit)?;
+            for d in &digests {
+                let deliveries = store.deliveries(d.id)?;
+                if json {
+                    let record = serde_json::json!({
+                        "id": d.id,
+                        "created_at": d.created_at,
+                        "period_start": d.period_start,
+                        "period_end": d.period_end,
+                        "matches": d.match_count,
+                        "deliveries": deliveries,
+                    });
+                    writeln!(out, "{record}")?;
+                    continue;
+                }
+                let states: Vec<String> = deliveries
+                    .iter()
+                    .map(|v| match v.state.as_str() {
+                        "pending" => format!("{}: pending ({} attempts)", v.channel, v.attempts),
+                        state => format!("{}: {state}", v.channel),
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{:>5}  {}  {:>3} matches  {}",
+                    d.id,
+                    d.created_at
+                        .to_zoned(config.digest.timezone.clone())
+                        .strftime("%Y-%m-%d %H:%M"),
+                    d.match_count,
+                    states.join(", ")
+                )?;
+            }
+            if digests.is_empty() && !json {
+                writeln!(out, "no digests yet; `storywatch digest --now` builds one")?;
+            }
+        }
+        DigestCommand::Show { id, format } => {
+            let store = open_store(&config)?;
+            let Some(d) = store.get_digest(id)? else {
+                bail!("no digest with id {id}; `storywatch digest list` shows the ids");
+            };
+            let model: Option<storywatch::digest::Digest> = d
+                .model
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok());
+            match (format, model) {
+                (ShowFormat::Markdown, _) => write!(out, "{}", d.markdown)?,
+                (ShowFormat::Html, Some(model)) => {
+                    write!(out, "{}", storywatch::digest::html::to_html(&model))?
+                }
+                (ShowFormat::Json, Some(model)) => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&model)?)?
+                }
+                (_, None) => bail!(
+                    "digest {id} was stored before structured digests were kept; only --format markdown is available"
+                ),
+            }
+        }
+        DigestCommand::Resend { id, channel } => {
+            if !config.notify.iter().any(|n| n.name == channel) {
+                let names: Vec<&str> = config.notify.iter().map(|n| n.name.as_str()).collect();
+                bail!(
+                    "no [[notify]] channel named {channel:?} in {}; the channels are: {}",
+                    config.origin,
+                    names.join(", ")
+                );
+            }
+            let mut store = open_store(&config)?;
+            if !store.requeue_delivery(id, &channel)? {
+                bail!("no digest with id {id}; `storywatch digest list` shows the ids");
+            }
+            let store = Arc::new(Mutex::new(store));
+            runtime()?.block_on(pipeline::deliver_pending(&config, &store))?;
+            let state = store
+                .lock()
+                .map_err(|_| anyhow::anyhow!("database lock poisoned"))?
+                .deliveries(id)?
+                .into_iter()
+                .find(|v| v.channel == channel);
+            match state {
+                Some(v) if v.state == "delivered" => {
+                    writeln!(out, "digest {id} delivered to {channel}")?
+                }
+                Some(v) => bail!(
+                    "digest {id} not delivered to {channel}: {}; the daemon retries it",
+                    v.last_error.unwrap_or_default()
+                ),
+                None => bail!("digest {id} has no delivery to {channel}"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_atom(
+    config: &Config,
+    output: Option<&std::path::Path>,
+    limit: usize,
+) -> Result<ExitCode> {
+    let store = open_store(config)?;
+    let matches: Vec<MatchRow> = store
+        .list_matches(&MatchFilter {
+            review: None,
+            limit: None,
+        })?
+        .into_iter()
+        .filter(|m| m.review != Review::Irrelevant)
+        .take(limit)
+        .collect();
+    let xml = storywatch::digest::atom::atom_feed(&config.story.name, &matches, Timestamp::now());
+    match output {
+        None => std::io::stdout().lock().write_all(xml.as_bytes())?,
+        Some(path) => {
+            // Replaced whole (temporary file, then rename) so a feed reader never reads half.
+            let temporary = path.with_extension("atom.tmp");
+            std::fs::write(&temporary, &xml)
+                .and_then(|_| std::fs::rename(&temporary, path))
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{} items written to {}", matches.len(), path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verdict_label(m: &MatchRow) -> &'static str {
     match m.verdict {
         storywatch::story::VerdictKind::FollowUp => "follow-up",
@@ -513,11 +712,17 @@ fn check(config: &Config) -> Result<ExitCode> {
     writeln!(out, "config:   {} — ok", config.origin)?;
     writeln!(out, "database: {}", config.storage.database.display())?;
     writeln!(out, "feeds:    {}", config.feeds.len())?;
+    let when = match config.digest.every {
+        Some(every) => format!("every {}", storywatch::duration::format_duration(every)),
+        None => format!(
+            "daily at {} {}",
+            config.digest.at.strftime("%H:%M"),
+            config.digest.timezone_name
+        ),
+    };
     writeln!(
         out,
-        "digest:   daily at {} {} to {}",
-        config.digest.at.strftime("%H:%M"),
-        config.digest.timezone_name,
+        "digest:   {when} to {}",
         config
             .notify
             .iter()

@@ -14,7 +14,7 @@ use crate::config::{Config, FeedConfig, NotifyConfig, StoryConfig};
 use crate::digest::{self, RenderContext};
 use crate::feeds::{FetchOutcome, FetchSettings, Fetcher, parse_feed};
 use crate::item::Item;
-use crate::store::{DigestRow, FeedRow, FetchedPoll, Store, StoreError};
+use crate::store::{DigestRow, FeedRow, FetchedPoll, NewDigest, Store, StoreError};
 use crate::story::{MatchInput, Profile, Verdict, load_seeds};
 
 /// The `User-Agent` storywatch sends unless the config overrides it.
@@ -29,6 +29,24 @@ const MAX_BACKOFF: Duration = Duration::from_secs(12 * 3600);
 
 /// After this many failed attempts a delivery is given up and marked failed.
 pub const MAX_DELIVERY_ATTEMPTS: u32 = 8;
+
+/// Longest wait between two attempts of one delivery.
+const MAX_DELIVERY_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// When a delivery that has now failed `attempts` times is tried again: `first` after the first
+/// failure, doubling per failure, capped at an hour; `None` once [`MAX_DELIVERY_ATTEMPTS`] is
+/// reached (the delivery is then marked failed and `digest resend` is the way to retry it).
+pub fn delivery_retry_at(now: Timestamp, first: Duration, attempts: u32) -> Option<Timestamp> {
+    if attempts >= MAX_DELIVERY_ATTEMPTS {
+        return None;
+    }
+    let factor = 1u32 << attempts.saturating_sub(1).min(16);
+    let wait = first
+        .saturating_mul(factor)
+        .min(MAX_DELIVERY_BACKOFF.max(first));
+    let wait = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::from_hours(1));
+    Some(now.checked_add(wait).unwrap_or(now))
+}
 
 /// The story as the pipeline uses it: its name and built profile.
 #[derive(Debug, Clone)]
@@ -297,6 +315,7 @@ pub fn render_context<'a>(config: &'a Config, story: &'a Story) -> RenderContext
         timezone: &config.digest.timezone,
         timezone_name: &config.digest.timezone_name,
         empty: config.digest.empty,
+        related: config.digest.related,
     }
 }
 
@@ -313,7 +332,12 @@ pub async fn build_digest(
     let channels: Vec<String> = config.notify.iter().map(|n| n.name.clone()).collect();
     let digest = with_store(store, move |s| {
         s.create_digest(Timestamp::now(), &channels, |input| {
-            digest::render_markdown(&render_context(&config, &story), input)
+            let model = digest::Digest::build(&render_context(&config, &story), input)?;
+            // A model that cannot be serialised still leaves the Markdown to deliver.
+            Some(NewDigest {
+                markdown: digest::to_markdown(&model),
+                model: serde_json::to_string(&model).unwrap_or_default(),
+            })
         })
     })
     .instrument(span)
@@ -324,30 +348,44 @@ pub async fn build_digest(
     Ok(digest)
 }
 
-/// Makes every pending delivery once; failures stay pending (up to [`MAX_DELIVERY_ATTEMPTS`]).
-/// Returns how many deliveries are still pending afterwards.
+/// Makes every pending delivery that is due once. A failure stays pending and is retried with
+/// backoff ([`delivery_retry_at`]) until [`MAX_DELIVERY_ATTEMPTS`]. Returns how many deliveries
+/// are still pending afterwards.
 pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyhow::Result<usize> {
-    let pending = with_store(store, |s| s.pending_deliveries()).await?;
+    let pending = with_store(store, |s| s.pending_deliveries(Timestamp::now())).await?;
     let mut still_pending = 0;
     for delivery in pending {
-        let span = info_span!("deliver", digest = delivery.digest.id, channel = %delivery.channel);
+        let attempt = delivery.attempts + 1;
+        let span = info_span!(
+            "deliver",
+            digest = delivery.digest.id,
+            channel = %delivery.channel,
+            attempt
+        );
         let channel: Option<&NotifyConfig> =
             config.notify.iter().find(|n| n.name == delivery.channel);
         let outcome = match channel {
-            Some(n) => digest::deliver(&n.channel, &delivery.digest, &config.digest.timezone)
+            Some(n) => digest::deliver(n, &delivery.digest, &config.digest.timezone)
                 .instrument(span.clone())
                 .await
                 .map_err(|err| err.to_string()),
             None => Err(format!(
-                "channel {:?} is no longer in the config",
-                delivery.channel
+                "channel {:?} is no longer in the config; add it back and run `storywatch digest resend {} --channel {}`",
+                delivery.channel, delivery.digest.id, delivery.channel
             )),
         };
-        let give_up = channel.is_none() || delivery.attempts + 1 >= MAX_DELIVERY_ATTEMPTS;
+        let now = Timestamp::now();
+        let retry_at = match channel {
+            Some(_) => delivery_retry_at(now, config.digest.retry, attempt),
+            None => None,
+        };
         match &outcome {
             Ok(()) => span.in_scope(|| info!("delivered")),
             Err(err) => {
-                span.in_scope(|| warn!(error = %err, give_up, "delivery failed"));
+                let give_up = retry_at.is_none();
+                span.in_scope(
+                    || warn!(error = %err, give_up, next_attempt = ?retry_at, "delivery failed"),
+                );
                 if !give_up {
                     still_pending += 1;
                 }
@@ -355,7 +393,7 @@ pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyh
         }
         let (id, name) = (delivery.digest.id, delivery.channel.clone());
         with_store(store, move |s| {
-            s.record_delivery(id, &name, outcome, give_up, Timestamp::now())
+            s.record_delivery(id, &name, outcome, retry_at, now)
         })
         .await?;
     }
@@ -380,5 +418,19 @@ mod tests {
             next_poll_time(now, Duration::from_secs(86_400), 5).as_second() - now.as_second(),
             86_400
         );
+    }
+
+    #[test]
+    fn delivery_retries_back_off_then_give_up() {
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let first = Duration::from_secs(60);
+        let wait = |attempts| {
+            delivery_retry_at(now, first, attempts).map(|t| t.as_second() - now.as_second())
+        };
+        assert_eq!(wait(1), Some(60));
+        assert_eq!(wait(2), Some(120));
+        assert_eq!(wait(4), Some(480));
+        assert_eq!(wait(7), Some(3600));
+        assert_eq!(wait(MAX_DELIVERY_ATTEMPTS), None);
     }
 }

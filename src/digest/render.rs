@@ -1,17 +1,20 @@
-//! Rendering a digest as Markdown.
+//! Rendering a digest as Markdown — the text every channel carries (the file, stdout, the
+//! plain-text part of e-mail).
 //!
 //! Feed text is untrusted: every piece of it is escaped so it renders as literal text in any
 //! Markdown viewer (no raw HTML, no injected links), and links are emitted only when they are
-//! http(s).
+//! http(s). What goes into the digest and in which order is decided once, in
+//! [`Digest::build`](super::model::Digest::build); this module only writes it down.
 
 use std::fmt::Write as _;
 
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::config::EmptyDigest;
-use crate::store::{DigestInput, MatchRow};
+use crate::config::{EmptyDigest, RelatedMode};
+use crate::store::DigestInput;
 use crate::story::{BaselineArticle, VerdictKind};
+
+use super::model::{Digest, Section};
 
 /// What the renderer needs besides the matches.
 #[derive(Debug, Clone, Copy)]
@@ -26,158 +29,112 @@ pub struct RenderContext<'a> {
     pub timezone_name: &'a str,
     /// What to do with an empty period.
     pub empty: EmptyDigest,
+    /// How re-reports and related items are shown.
+    pub related: RelatedMode,
 }
-
-/// The longest one-line summary, in characters.
-const SUMMARY_CHARS: usize = 240;
 
 /// Renders the digest, or `None` when the period is empty and the policy is to skip.
 pub fn render_markdown(ctx: &RenderContext<'_>, input: &DigestInput) -> Option<String> {
-    let developments: Vec<&MatchRow> = input
-        .matches
-        .iter()
-        .filter(|m| m.verdict == VerdictKind::FollowUp)
-        .collect();
-    let compact: Vec<&MatchRow> = input
-        .matches
-        .iter()
-        .filter(|m| m.verdict != VerdictKind::FollowUp)
-        .collect();
-    if input.matches.is_empty() && ctx.empty == EmptyDigest::Skip {
-        return None;
-    }
+    Digest::build(ctx, input).map(|digest| to_markdown(&digest))
+}
 
+/// The digest as Markdown.
+pub fn to_markdown(digest: &Digest) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# {} — storywatch digest", escape(ctx.story_name));
+    let _ = writeln!(out, "# {} — storywatch digest", escape(&digest.story));
     let _ = writeln!(out);
-    let headline = match developments.len() {
-        0 => "No new developments".to_string(),
-        1 => "1 new development".to_string(),
-        n => format!("{n} new developments"),
-    };
     let _ = writeln!(
         out,
         "*{} · {}*",
-        local_date_time(input.period_end, ctx.timezone),
-        headline
+        digest.local(digest.period_end),
+        digest.headline()
     );
     let _ = writeln!(out);
-
-    if developments.is_empty() {
+    if digest.sections.is_empty() {
         let _ = writeln!(out, "Nothing new on this story since the last digest.");
         let _ = writeln!(out);
     }
-
-    // Group by the baseline article followed up on; groups ordered by their newest development,
-    // developments newest first (the store hands them over newest first).
-    let mut groups: Vec<(Option<&str>, Vec<&MatchRow>)> = Vec::new();
-    for m in &developments {
-        let key = m.baseline.as_deref();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, list)) => list.push(m),
-            None => groups.push((key, vec![m])),
-        }
-    }
-    for (baseline_id, items) in &groups {
-        let _ = writeln!(out, "## {}", following_up_heading(ctx, *baseline_id));
+    for section in &digest.sections {
+        let _ = writeln!(out, "## {}", section_heading(section));
         let _ = writeln!(out);
-        for m in items {
-            write_entry(&mut out, ctx, m);
-        }
-    }
-
-    if !compact.is_empty() {
-        let _ = writeln!(out, "## Re-reports and related coverage");
-        let _ = writeln!(out);
-        for m in &compact {
-            let kind = match m.verdict {
-                VerdictKind::ReReport => "re-report",
-                _ => "related",
-            };
-            let about = m
-                .baseline
-                .as_deref()
-                .and_then(|id| baseline(ctx, id))
-                .map(|b| format!(" of *{}*", escape(&b.title)))
-                .unwrap_or_default();
+        for e in &section.entries {
+            let _ = writeln!(out, "### {}", linked(&e.title, e.link.as_deref()));
             let _ = writeln!(
                 out,
-                "- {} — {}, {} — {kind}{about}",
-                linked_title(m),
-                escape(m.source.as_deref().unwrap_or("unknown outlet")),
-                local_date_time(shown_time(m), ctx.timezone),
+                "{} · {} · follow-up (score {:.2})",
+                escape(e.outlet.as_deref().unwrap_or("unknown outlet")),
+                digest.local(e.time),
+                e.score,
             );
+            if !e.also_reported_by.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "Also reported by {}",
+                    escape(&e.also_reported_by.join(", "))
+                );
+            }
+            let _ = writeln!(out);
+            if !e.summary.is_empty() {
+                let _ = writeln!(out, "> {}", escape(&e.summary));
+                let _ = writeln!(out);
+            }
+            if !e.why.is_empty() {
+                let _ = writeln!(out, "Why: {}", escape(&e.why.join("; ")));
+                let _ = writeln!(out);
+            }
+        }
+    }
+
+    let compact = &digest.compact;
+    let compact_total = compact.re_reports + compact.related;
+    if compact.mode != RelatedMode::Hide && compact_total > 0 {
+        let _ = writeln!(out, "## Re-reports and related coverage");
+        let _ = writeln!(out);
+        if compact.mode == RelatedMode::Show {
+            for c in &compact.entries {
+                let about = c
+                    .baseline_title
+                    .as_deref()
+                    .map(|t| format!(" of *{}*", escape(t)))
+                    .unwrap_or_default();
+                let also = if c.also_reported_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (also reported by {})",
+                        escape(&c.also_reported_by.join(", "))
+                    )
+                };
+                let _ = writeln!(
+                    out,
+                    "- {} — {}, {} — {}{about}{also}",
+                    linked(&c.title, c.link.as_deref()),
+                    escape(c.outlet.as_deref().unwrap_or("unknown outlet")),
+                    digest.local(c.time),
+                    verdict_label(c.verdict),
+                );
+            }
+        } else {
+            let _ = writeln!(out, "{}", compact_count_line(digest));
         }
         let _ = writeln!(out);
     }
 
     let _ = writeln!(out, "---");
     let _ = writeln!(out);
-    let since = input.period_start.map_or_else(
-        || "the first poll".to_string(),
-        |start| local_date_time(start, ctx.timezone),
-    );
-    let _ = writeln!(
-        out,
-        "Period: {since} – {} ({}) · {} items scanned · {} feeds polled",
-        local_date_time(input.period_end, ctx.timezone),
-        escape(ctx.timezone_name),
-        input.items_scanned,
-        input.feeds_polled,
-    );
-    if input.failing_feeds.is_empty() {
-        let _ = writeln!(out, "Feed health: all feeds answered at their last poll.");
-    } else {
-        let names: Vec<String> = input
-            .failing_feeds
-            .iter()
-            .map(|(name, error)| format!("{} ({})", escape(name), escape(error)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "Feed health: {} failing — {}",
-            names.len(),
-            names.join("; ")
-        );
-    }
-    Some(out)
+    let _ = writeln!(out, "{}", footer_period_line(digest, escape));
+    let _ = writeln!(out, "{}", footer_health_line(digest, escape));
+    out
 }
 
-fn write_entry(out: &mut String, ctx: &RenderContext<'_>, m: &MatchRow) {
-    let _ = writeln!(out, "### {}", linked_title(m));
-    let _ = writeln!(
-        out,
-        "{} · {} · follow-up (score {:.2})",
-        escape(m.source.as_deref().unwrap_or("unknown outlet")),
-        local_date_time(shown_time(m), ctx.timezone),
-        m.score,
-    );
-    let _ = writeln!(out);
-    let summary = one_line(&m.summary);
-    if !summary.is_empty() {
-        let _ = writeln!(out, "> {}", escape(&summary));
-        let _ = writeln!(out);
-    }
-    if !m.why.is_empty() {
-        let _ = writeln!(out, "Why: {}", escape(&m.why.join("; ")));
-        let _ = writeln!(out);
-    }
-}
-
-fn following_up_heading(ctx: &RenderContext<'_>, baseline_id: Option<&str>) -> String {
-    match baseline_id.and_then(|id| baseline(ctx, id)) {
+/// `Following up: *Title* — AFP, 29 Jan 2024` (Markdown, escaped).
+fn section_heading(section: &Section) -> String {
+    match &section.baseline {
         Some(b) => {
             let mut heading = format!("Following up: *{}*", escape(&b.title));
-            let mut credit = Vec::new();
-            if let Some(outlet) = &b.outlet {
-                credit.push(escape(outlet));
-            }
-            if let Some(date) = b.published {
-                credit.push(date.strftime("%-d %b %Y").to_string());
-            }
-            if !credit.is_empty() {
+            if let Some(credit) = b.credit() {
                 heading.push_str(" — ");
-                heading.push_str(&credit.join(", "));
+                heading.push_str(&escape(&credit));
             }
             heading
         }
@@ -185,54 +142,65 @@ fn following_up_heading(ctx: &RenderContext<'_>, baseline_id: Option<&str>) -> S
     }
 }
 
-fn baseline<'a>(ctx: &RenderContext<'a>, id: &str) -> Option<&'a BaselineArticle> {
-    ctx.baselines.iter().find(|b| b.id == id)
+/// `re-report` / `related`.
+pub fn verdict_label(kind: VerdictKind) -> &'static str {
+    match kind {
+        VerdictKind::FollowUp => "follow-up",
+        VerdictKind::ReReport => "re-report",
+        VerdictKind::Related => "related",
+        VerdictKind::OffTopic => "off-topic",
+    }
 }
 
-fn shown_time(m: &MatchRow) -> Timestamp {
-    m.published_at.unwrap_or(m.first_seen_at)
+/// `2 re-reports and 1 related item not listed.` (plain text).
+pub fn compact_count_line(digest: &Digest) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "{} and {} not listed.",
+        plural(digest.compact.re_reports, "re-report", "re-reports"),
+        plural(digest.compact.related, "related item", "related items")
+    )
 }
 
-fn linked_title(m: &MatchRow) -> String {
-    let title = escape(&m.title);
-    match m.link.as_deref().filter(|l| is_http(l)) {
+/// The footer's period line; `esc` escapes the configured and feed-given parts for the format.
+pub fn footer_period_line(digest: &Digest, esc: impl Fn(&str) -> String) -> String {
+    let (since, until) = digest.period_text();
+    format!(
+        "Period: {since} – {until} ({}) · {} items scanned · {} feeds polled",
+        esc(&digest.timezone),
+        digest.footer.items_scanned,
+        digest.footer.feeds_polled,
+    )
+}
+
+/// The footer's feed-health line; `esc` escapes the feed names and errors for the format.
+pub fn footer_health_line(digest: &Digest, esc: impl Fn(&str) -> String) -> String {
+    let failing = &digest.footer.failing_feeds;
+    if failing.is_empty() {
+        return "Feed health: all feeds answered at their last poll.".to_string();
+    }
+    let names: Vec<String> = failing
+        .iter()
+        .map(|f| format!("{} ({})", esc(&f.feed), esc(&f.error)))
+        .collect();
+    format!(
+        "Feed health: {} failing — {}",
+        names.len(),
+        names.join("; ")
+    )
+}
+
+fn linked(title: &str, link: Option<&str>) -> String {
+    let title = escape(title);
+    match link.filter(|l| super::model::is_http(l)) {
         Some(link) => format!("[{title}](<{}>)", link.replace(['<', '>', ' '], "")),
         None => title,
     }
 }
 
-fn is_http(link: &str) -> bool {
-    let lower = link.trim_start().to_ascii_lowercase();
-    lower.starts_with("https://") || lower.starts_with("http://")
-}
-
-/// `30 Oct 2025, 07:30` in the digest's zone.
-fn local_date_time(time: Timestamp, zone: &TimeZone) -> String {
-    time.to_zoned(zone.clone())
-        .strftime("%-d %b %Y, %H:%M")
-        .to_string()
-}
-
-/// The first sentence of a summary, cut at a word boundary if long.
-fn one_line(summary: &str) -> String {
-    let flat: String = summary.split_whitespace().collect::<Vec<_>>().join(" ");
-    let sentence_end = flat
-        .char_indices()
-        .find(|&(i, c)| {
-            matches!(c, '.' | '!' | '?') && flat[i + c.len_utf8()..].starts_with(' ') && i > 40
-        })
-        .map(|(i, c)| i + c.len_utf8());
-    let sentence = sentence_end.map_or(flat.as_str(), |end| &flat[..end]);
-    if sentence.chars().count() <= SUMMARY_CHARS {
-        return sentence.to_string();
-    }
-    let cut: String = sentence.chars().take(SUMMARY_CHARS).collect();
-    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
-    format!("{cut}…")
-}
-
 /// Escapes text so Markdown shows it literally: no emphasis, links, headings or raw HTML.
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if matches!(
@@ -269,64 +237,7 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Review;
-
-    fn baselines() -> Vec<BaselineArticle> {
-        vec![BaselineArticle {
-            id: "002_x".into(),
-            title: "US and China to resume stalled fentanyl talks in Beijing".into(),
-            outlet: Some("AFP".into()),
-            published: Some(jiff::civil::date(2024, 1, 29)),
-            url: None,
-            text: String::new(),
-        }]
-    }
-
-    fn row(id: i64, title: &str, verdict: VerdictKind, link: &str) -> MatchRow {
-        MatchRow {
-            id,
-            story: "s".into(),
-            title: title.into(),
-            summary: "First sentence is long enough to count as one sentence here. Second one."
-                .into(),
-            link: Some(link.into()),
-            source: Some("Reuters".into()),
-            feed_url: "https://feed.example/".into(),
-            published_at: Some("2025-10-30T07:30:00Z".parse().unwrap()),
-            first_seen_at: "2025-10-30T08:00:00Z".parse().unwrap(),
-            verdict,
-            score: 0.91,
-            baseline: Some("002_x".into()),
-            why: vec!["terms: fentanyl, tariff".into()],
-            review: Review::Unreviewed,
-            digest_id: None,
-        }
-    }
-
-    fn input(matches: Vec<MatchRow>) -> DigestInput {
-        DigestInput {
-            matches,
-            period_start: None,
-            period_end: "2025-10-31T07:00:00Z".parse().unwrap(),
-            items_scanned: 42,
-            feeds_polled: 3,
-            failing_feeds: vec![("Broken Feed".into(), "timed out".into())],
-        }
-    }
-
-    fn ctx<'a>(
-        baselines: &'a [BaselineArticle],
-        zone: &'a TimeZone,
-        empty: EmptyDigest,
-    ) -> RenderContext<'a> {
-        RenderContext {
-            story_name: "Fentanyl",
-            baselines,
-            timezone: zone,
-            timezone_name: "UTC",
-            empty,
-        }
-    }
+    use crate::digest::model::tests::{baselines, ctx, input, row};
 
     #[test]
     fn names_the_baseline_followed_up_and_the_footer() {
@@ -419,12 +330,5 @@ mod tests {
         )
         .unwrap();
         assert!(md.contains("30 Oct 2025, 15:30"), "{md}");
-    }
-
-    #[test]
-    fn long_summaries_are_cut_at_a_word() {
-        let long = "word ".repeat(100);
-        let line = one_line(&long);
-        assert!(line.ends_with('…') && line.chars().count() <= SUMMARY_CHARS + 1);
     }
 }

@@ -4,7 +4,8 @@
 //! released; changes come as a new entry at the end of [`MIGRATIONS`].
 
 /// The migrations, oldest first; `MIGRATIONS[n]` takes the schema from version n to n + 1.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE feeds (
     id                   INTEGER PRIMARY KEY,
     url                  TEXT NOT NULL UNIQUE,
@@ -70,4 +71,12 @@ CREATE TABLE deliveries (
     delivered_at INTEGER,
     PRIMARY KEY (digest_id, channel)
 );
-"#];
+"#,
+    // 2: digests keep their structured model (for HTML, JSON and chat renderings at delivery
+    // time), and failed deliveries wait for `next_attempt_at` before the next try.
+    r#"
+ALTER TABLE digests ADD COLUMN model TEXT;
+ALTER TABLE deliveries ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN last_attempt_at INTEGER;
+"#,
+];

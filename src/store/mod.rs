@@ -234,6 +234,37 @@ pub struct DigestRow {
     pub match_count: usize,
     /// The rendered Markdown, delivered as is.
     pub markdown: String,
+    /// The structured digest as JSON (`digest::Digest`), for the other renderings; `None` for
+    /// digests stored before it was kept.
+    pub model: Option<String>,
+}
+
+/// A digest to store: its Markdown and its structured model as JSON.
+#[derive(Debug, Clone)]
+pub struct NewDigest {
+    /// The Markdown every text channel delivers.
+    pub markdown: String,
+    /// The structured digest as JSON.
+    pub model: String,
+}
+
+/// One channel's delivery state of one digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    /// The digest.
+    pub digest_id: i64,
+    /// The channel's configured name.
+    pub channel: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it was delivered.
+    pub delivered_at: Option<Timestamp>,
+    /// When a pending delivery is tried next.
+    pub next_attempt_at: Option<Timestamp>,
 }
 
 /// What the digest renderer gets from the store.
@@ -529,6 +560,17 @@ impl Store {
     }
 
     fn query_matches(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<MatchRow>> {
+        query_matches(&self.conn, tail, args)
+    }
+}
+
+/// Matches with their items, filtered and ordered by the SQL `tail`.
+fn query_matches(
+    conn: &Connection,
+    tail: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<MatchRow>> {
+    {
         let sql = format!(
             "SELECT i.id, m.story, i.title, i.summary, i.link, COALESCE(i.source, f.title), f.url,
                     i.published_at, i.first_seen_at, m.verdict, m.score, m.baseline_id, m.why,
@@ -536,7 +578,7 @@ impl Store {
              FROM matches m JOIN items i ON i.id = m.item_id JOIN feeds f ON f.id = i.feed_id
              {tail}"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let raw = stmt.query_map(args, |row| {
             Ok((
                 row.get::<_, i64>(0)?,
@@ -596,49 +638,16 @@ impl Store {
         }
         Ok(out)
     }
+}
 
+impl Store {
     /// Gathers what a digest ending `now` would contain, without changing anything.
     pub fn digest_input(&self, now: Timestamp) -> Result<DigestInput> {
-        let matches = self.query_matches(
-            "WHERE m.digest_id IS NULL AND m.review != 'irrelevant'
-             ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC",
-            [],
-        )?;
-        let period_start: Option<i64> =
-            self.conn
-                .query_row("SELECT MAX(period_end) FROM digests", [], |row| row.get(0))?;
-        let items_scanned: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM items WHERE first_seen_at > ?1 AND first_seen_at <= ?2",
-            params![period_start.unwrap_or(i64::MIN), to_secs(now)],
-            |row| row.get(0),
-        )?;
-        let feeds_polled: i64 =
-            self.conn
-                .query_row("SELECT COUNT(*) FROM feeds WHERE active = 1", [], |row| {
-                    row.get(0)
-                })?;
-        let mut stmt = self.conn.prepare(
-            "SELECT COALESCE(title, url), last_error FROM feeds
-             WHERE active = 1 AND consecutive_failures > 0 ORDER BY url",
-        )?;
-        let failing_feeds = stmt
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                ))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(DigestInput {
-            matches,
-            period_start: from_secs(period_start),
-            period_end: now,
-            items_scanned: items_scanned as u64,
-            feeds_polled: feeds_polled as u64,
-            failing_feeds,
-        })
+        digest_input(&self.conn, now)
     }
+}
 
+impl Store {
     /// Builds and stores a digest in one transaction: the rendered text, the matches it covers
     /// (so no later digest repeats them) and one pending delivery per channel. Nothing is sent
     /// here; [`Store::pending_deliveries`] hands the deliveries out afterwards. `render` returns
@@ -647,23 +656,26 @@ impl Store {
         &mut self,
         now: Timestamp,
         channels: &[String],
-        render: impl FnOnce(&DigestInput) -> Option<String>,
+        render: impl FnOnce(&DigestInput) -> Option<NewDigest>,
     ) -> Result<Option<DigestRow>> {
-        let input = self.digest_input(now)?;
-        let Some(markdown) = render(&input) else {
-            return Ok(None);
-        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Read inside the write transaction: a second process building a digest at the same
+        // moment waits here and then sees these matches claimed, so none is in two digests.
+        let input = digest_input(&tx, now)?;
+        let Some(NewDigest { markdown, model }) = render(&input) else {
+            return Ok(None);
+        };
         tx.execute(
-            "INSERT INTO digests (created_at, period_start, period_end, match_count, markdown)
-             VALUES (?1, ?2, ?1, ?3, ?4)",
+            "INSERT INTO digests (created_at, period_start, period_end, match_count, markdown, model)
+             VALUES (?1, ?2, ?1, ?3, ?4, ?5)",
             params![
                 to_secs(now),
                 input.period_start.map(to_secs),
                 input.matches.len() as i64,
-                markdown
+                markdown,
+                model
             ],
         )?;
         let digest_id = tx.last_insert_rowid();
@@ -688,6 +700,7 @@ impl Store {
             period_end: now,
             match_count: input.matches.len(),
             markdown,
+            model: Some(model),
         }))
     }
 
@@ -695,7 +708,7 @@ impl Store {
     pub fn last_digest(&self) -> Result<Option<DigestRow>> {
         self.conn
             .query_row(
-                "SELECT id, created_at, period_start, period_end, match_count, markdown
+                "SELECT id, created_at, period_start, period_end, match_count, markdown, model
                  FROM digests ORDER BY id DESC LIMIT 1",
                 [],
                 digest_from_row,
@@ -704,49 +717,181 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Deliveries not yet made, oldest digest first.
-    pub fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>> {
+    /// Deliveries not yet made whose next attempt is due at `now`, oldest digest first.
+    pub fn pending_deliveries(&self, now: Timestamp) -> Result<Vec<PendingDelivery>> {
         let mut stmt = self.conn.prepare(
             "SELECT d.id, d.created_at, d.period_start, d.period_end, d.match_count, d.markdown,
-                    v.channel, v.attempts
+                    d.model, v.channel, v.attempts
              FROM deliveries v JOIN digests d ON d.id = v.digest_id
-             WHERE v.state = 'pending' ORDER BY d.id, v.channel",
+             WHERE v.state = 'pending' AND v.next_attempt_at <= ?1
+             ORDER BY d.id, v.channel",
         )?;
-        let rows = stmt.query_map([], |row| {
+        let rows = stmt.query_map(params![to_secs(now)], |row| {
             Ok(PendingDelivery {
                 digest: digest_from_row(row)?,
-                channel: row.get(6)?,
-                attempts: row.get(7)?,
+                channel: row.get(7)?,
+                attempts: row.get(8)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records one delivery attempt. A failure stays pending until `give_up` says otherwise.
+    /// When the earliest pending delivery is due, if any is pending.
+    pub fn next_delivery_due(&self) -> Result<Option<Timestamp>> {
+        let next: Option<i64> = self.conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(next.map(|secs| from_secs(Some(secs)).unwrap_or(Timestamp::UNIX_EPOCH)))
+    }
+
+    /// Digests, newest first.
+    pub fn list_digests(&self, limit: usize) -> Result<Vec<DigestRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, created_at, period_start, period_end, match_count, markdown, model
+             FROM digests ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], digest_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One digest by id.
+    pub fn get_digest(&self, id: i64) -> Result<Option<DigestRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, created_at, period_start, period_end, match_count, markdown, model
+                 FROM digests WHERE id = ?1",
+                params![id],
+                digest_from_row,
+            )
+            .optional()
+            .map_err(StoreError::from)
+    }
+
+    /// Every channel's delivery state of one digest, by channel name.
+    pub fn deliveries(&self, digest_id: i64) -> Result<Vec<DeliveryRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT digest_id, channel, state, attempts, last_error, delivered_at, next_attempt_at
+             FROM deliveries WHERE digest_id = ?1 ORDER BY channel",
+        )?;
+        let rows = stmt.query_map(params![digest_id], |row| {
+            let state: String = row.get(2)?;
+            let next: i64 = row.get(6)?;
+            Ok(DeliveryRow {
+                digest_id: row.get(0)?,
+                channel: row.get(1)?,
+                next_attempt_at: (state == "pending")
+                    .then(|| from_secs(Some(next)))
+                    .flatten(),
+                state,
+                attempts: row.get(3)?,
+                last_error: row.get(4)?,
+                delivered_at: from_secs(row.get(5)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Queues digest `digest_id` for `channel` again, due now (a new delivery, or a delivered
+    /// or failed one made pending with its attempts reset). False when there is no such digest.
+    pub fn requeue_delivery(&mut self, digest_id: i64, channel: &str) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM digests WHERE id = ?1)",
+            params![digest_id],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO deliveries (digest_id, channel, state, next_attempt_at)
+             VALUES (?1, ?2, 'pending', 0)
+             ON CONFLICT(digest_id, channel) DO UPDATE SET state = 'pending', attempts = 0,
+                 last_error = NULL, next_attempt_at = 0",
+            params![digest_id, channel],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Records one delivery attempt. A failure stays pending, next tried at `retry_at`, or is
+    /// marked failed when `retry_at` is `None` (the attempt limit was reached).
     pub fn record_delivery(
         &mut self,
         digest_id: i64,
         channel: &str,
         outcome: std::result::Result<(), String>,
-        give_up: bool,
+        retry_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<()> {
         match outcome {
             Ok(()) => self.conn.execute(
                 "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1,
-                        delivered_at = ?3, last_error = NULL
+                        delivered_at = ?3, last_attempt_at = ?3, last_error = NULL
                  WHERE digest_id = ?1 AND channel = ?2",
                 params![digest_id, channel, to_secs(now)],
             )?,
             Err(error) => self.conn.execute(
-                "UPDATE deliveries SET state = CASE WHEN ?4 THEN 'failed' ELSE 'pending' END,
-                        attempts = attempts + 1, last_error = ?3
+                "UPDATE deliveries SET state = CASE WHEN ?4 IS NULL THEN 'failed' ELSE 'pending' END,
+                        attempts = attempts + 1, last_error = ?3, last_attempt_at = ?5,
+                        next_attempt_at = COALESCE(?4, next_attempt_at)
                  WHERE digest_id = ?1 AND channel = ?2",
-                params![digest_id, channel, error, give_up],
+                params![
+                    digest_id,
+                    channel,
+                    error,
+                    retry_at.map(to_secs),
+                    to_secs(now)
+                ],
             )?,
         };
         Ok(())
     }
+}
+
+/// What a digest ending `now` would contain, read on `conn` (a transaction when building).
+fn digest_input(conn: &Connection, now: Timestamp) -> Result<DigestInput> {
+    let matches = query_matches(
+        conn,
+        "WHERE m.digest_id IS NULL AND m.review != 'irrelevant'
+         ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC",
+        [],
+    )?;
+    let period_start: Option<i64> =
+        conn.query_row("SELECT MAX(period_end) FROM digests", [], |row| row.get(0))?;
+    let items_scanned: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM items WHERE first_seen_at > ?1 AND first_seen_at <= ?2",
+        params![period_start.unwrap_or(i64::MIN), to_secs(now)],
+        |row| row.get(0),
+    )?;
+    let feeds_polled: i64 =
+        conn.query_row("SELECT COUNT(*) FROM feeds WHERE active = 1", [], |row| {
+            row.get(0)
+        })?;
+    let mut stmt = conn.prepare(
+        "SELECT COALESCE(title, url), last_error FROM feeds
+         WHERE active = 1 AND consecutive_failures > 0 ORDER BY url",
+    )?;
+    let failing_feeds = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(DigestInput {
+        matches,
+        period_start: from_secs(period_start),
+        period_end: now,
+        items_scanned: items_scanned as u64,
+        feeds_polled: feeds_polled as u64,
+        failing_feeds,
+    })
 }
 
 fn digest_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DigestRow> {
@@ -757,6 +902,7 @@ fn digest_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DigestRow> {
         period_end: from_secs(row.get(3)?).unwrap_or(Timestamp::UNIX_EPOCH),
         match_count: row.get::<_, i64>(4)? as usize,
         markdown: row.get(5)?,
+        model: row.get(6)?,
     })
 }
 
@@ -865,6 +1011,13 @@ mod tests {
         assert_eq!(matches[0].why, vec!["terms: fentanyl".to_string()]);
     }
 
+    fn new_digest(input: &DigestInput) -> Option<NewDigest> {
+        Some(NewDigest {
+            markdown: format!("{} matches", input.matches.len()),
+            model: "{}".into(),
+        })
+    }
+
     #[test]
     fn digest_claims_matches_once_and_queues_deliveries() {
         let (_dir, mut store) = open();
@@ -875,32 +1028,67 @@ mod tests {
         store.record_fetched(&poll(feed_id, &batch, now)).unwrap();
         let channels = vec!["file".to_string(), "stdout".to_string()];
         let digest = store
-            .create_digest(now, &channels, |input| {
-                Some(format!("{} matches", input.matches.len()))
-            })
+            .create_digest(now, &channels, new_digest)
             .unwrap()
             .unwrap();
         assert_eq!(digest.match_count, 1);
-        assert_eq!(store.pending_deliveries().unwrap().len(), 2);
+        assert_eq!(digest.model.as_deref(), Some("{}"));
+        assert_eq!(store.pending_deliveries(now).unwrap().len(), 2);
         store
-            .record_delivery(digest.id, "file", Ok(()), false, now)
+            .record_delivery(digest.id, "file", Ok(()), None, now)
             .unwrap();
+        let later = Timestamp::from_second(now.as_second() + 60).unwrap();
         store
-            .record_delivery(digest.id, "stdout", Err("boom".into()), false, now)
+            .record_delivery(digest.id, "stdout", Err("boom".into()), Some(later), now)
             .unwrap();
-        let pending = store.pending_deliveries().unwrap();
+        // Not due again before its backoff ends.
+        assert!(store.pending_deliveries(now).unwrap().is_empty());
+        assert_eq!(store.next_delivery_due().unwrap(), Some(later));
+        let pending = store.pending_deliveries(later).unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(
             (pending[0].channel.as_str(), pending[0].attempts),
             ("stdout", 1)
         );
+        // Giving up marks it failed.
+        store
+            .record_delivery(digest.id, "stdout", Err("boom".into()), None, later)
+            .unwrap();
+        assert!(store.pending_deliveries(later).unwrap().is_empty());
+        let states: Vec<(String, String)> = store
+            .deliveries(digest.id)
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.channel, d.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("file".to_string(), "delivered".to_string()),
+                ("stdout".to_string(), "failed".to_string())
+            ]
+        );
+        // Resend queues it again, due now; an unknown digest is refused.
+        assert!(store.requeue_delivery(digest.id, "stdout").unwrap());
+        assert!(!store.requeue_delivery(999, "stdout").unwrap());
+        assert_eq!(store.pending_deliveries(now).unwrap().len(), 1);
+
         let second = store
-            .create_digest(now, &channels, |input| {
-                Some(format!("{} matches", input.matches.len()))
-            })
+            .create_digest(now, &channels, new_digest)
             .unwrap()
             .unwrap();
         assert_eq!(second.match_count, 0);
+        let listed: Vec<i64> = store
+            .list_digests(10)
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(listed, vec![second.id, digest.id]);
+        assert_eq!(
+            store.get_digest(digest.id).unwrap().unwrap().markdown,
+            "1 matches"
+        );
     }
 
     #[test]

@@ -52,6 +52,7 @@ mod tests {
             period_end: "2026-03-01T23:30:00Z".parse().unwrap(),
             match_count: 0,
             markdown: text.into(),
+            model: None,
         }
     }
 

@@ -1,14 +1,20 @@
 //! Delivering a stored digest to one channel.
 //!
 //! A delivery must be safe to repeat: after a crash between sending and recording, the daemon
-//! sends again, so each channel makes a repeat harmless where it can (the file channel rewrites
-//! the same file).
+//! sends again, so each channel makes a repeat harmless where it can — the file channel rewrites
+//! the same file, webhooks carry an `Idempotency-Key` and e-mails a fixed `Message-ID` that are
+//! the same on every attempt for one digest and channel.
 
 mod file;
+mod smtp;
+mod webhook;
 
-use crate::config::Channel;
-use crate::store::DigestRow;
 use jiff::tz::TimeZone;
+
+use crate::config::{Channel, NotifyConfig, SecretError};
+use crate::store::DigestRow;
+
+use super::model::Digest;
 
 /// Why a delivery failed; the delivery stays pending and is retried.
 #[derive(Debug, thiserror::Error)]
@@ -18,21 +24,89 @@ pub enum NotifyError {
         "cannot write digest to {path}: {source}; check the [[notify]] path is a writable folder"
     )]
     File {
+        /// The folder.
         path: std::path::PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     /// Writing to standard output failed.
     #[error("cannot write digest to standard output: {0}")]
     Stdout(std::io::Error),
+    /// A password or webhook secret could not be read.
+    #[error("{0}")]
+    Secret(#[from] SecretError),
+    /// The e-mail could not be built (bad address, bad certificate file).
+    #[error("cannot prepare the e-mail: {0}")]
+    Mail(String),
+    /// The SMTP server refused or could not be reached.
+    #[error(
+        "SMTP delivery to {server} failed: {message}; check host, port, tls and the credentials"
+    )]
+    Smtp {
+        /// `host:port`.
+        server: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The webhook could not be reached or answered with a non-2xx status.
+    #[error("webhook POST to {url} failed: {message}")]
+    Webhook {
+        /// The URL (without query, which may carry a token).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
-/// Delivers `digest` to `channel`; `zone` names files by the local date.
+/// A stored digest with its structured model, as the channels need it.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    /// The stored row (id, times, Markdown).
+    pub row: &'a DigestRow,
+    /// The structured digest; `None` for digests stored before models were kept.
+    pub model: Option<Digest>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// Reads the model stored with `row` (an unreadable model degrades to Markdown only).
+    pub fn new(row: &'a DigestRow) -> Outgoing<'a> {
+        let model = row
+            .model
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok());
+        Outgoing { row, model }
+    }
+
+    /// The subject / title line.
+    pub fn subject(&self) -> String {
+        match &self.model {
+            Some(model) => model.subject(),
+            None => format!("storywatch digest {}", self.row.id),
+        }
+    }
+
+    /// The key that is the same for every attempt to deliver this digest to `channel`. The
+    /// creation time is part of it so a new database's digest 1 is not taken for an old one.
+    pub fn idempotency_key(&self, channel: &str) -> String {
+        let channel: String = channel
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!(
+            "storywatch-{}-{}-{channel}",
+            self.row.id,
+            self.row.created_at.as_second()
+        )
+    }
+}
+
+/// Delivers `digest` to the channel `notify`; `zone` names files by the local date.
 pub async fn deliver(
-    channel: &Channel,
+    notify: &NotifyConfig,
     digest: &DigestRow,
     zone: &TimeZone,
 ) -> Result<(), NotifyError> {
-    match channel {
+    match &notify.channel {
         Channel::File { folder } => file::deliver(folder, digest, zone).map(|_| ()),
         Channel::Stdout => {
             use std::io::Write;
@@ -42,5 +116,12 @@ pub async fn deliver(
                 .and_then(|_| stdout.flush())
                 .map_err(NotifyError::Stdout)
         }
+        Channel::Smtp(config) => smtp::deliver(config, &notify.name, &Outgoing::new(digest)).await,
+        Channel::Webhook(config) => {
+            webhook::deliver(config, &notify.name, &Outgoing::new(digest)).await
+        }
     }
 }
+
+pub use smtp::build_message;
+pub use webhook::{body_for, sign};
