@@ -120,6 +120,25 @@ pub struct PollContext {
     pub store: Arc<Mutex<Store>>,
     /// The story items are matched against.
     pub story: Arc<Story>,
+    /// Feeds finished since start; the daemon's watchdog watches it move.
+    pub completed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PollContext {
+    /// Handles for polling `story` into `store` with `fetcher`.
+    pub fn new(fetcher: Fetcher, store: Arc<Mutex<Store>>, story: Arc<Story>) -> PollContext {
+        PollContext {
+            fetcher,
+            store,
+            story,
+            completed: Arc::default(),
+        }
+    }
+
+    /// How many feed polls have finished so far.
+    pub fn progress(&self) -> u64 {
+        self.completed.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Runs a blocking store operation off the async threads.
@@ -264,7 +283,10 @@ pub async fn poll_feeds(
         let permits = Arc::clone(&permits);
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (index, poll_feed(&ctx, feed, interval).await)
+            let report = poll_feed(&ctx, feed, interval).await;
+            ctx.completed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (index, report)
         });
     }
     let mut reports = Vec::new();
