@@ -60,10 +60,10 @@ pub fn next_digest_due(
 ) -> Timestamp {
     let at = config.digest.at;
     let zone = &config.digest.timezone;
-    if let (Some(last), Some(slot)) = (last_digest, latest_slot_at_or_before(now, at, zone)) {
-        if last < slot {
-            return now;
-        }
+    if let (Some(last), Some(slot)) = (last_digest, latest_slot_at_or_before(now, at, zone))
+        && last < slot
+    {
+        return now;
     }
     next_slot_after(now, at, zone).unwrap_or_else(|| now + jiff::SignedDuration::from_hours(24))
 }

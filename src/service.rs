@@ -45,10 +45,10 @@ impl Notifier {
     }
 
     fn send(&self, message: &str) {
-        if let Some((socket, address)) = &self.target {
-            if let Err(err) = socket.send_to_addr(message.as_bytes(), address) {
-                debug!(error = %err, "sd_notify failed");
-            }
+        if let Some((socket, address)) = &self.target
+            && let Err(err) = socket.send_to_addr(message.as_bytes(), address)
+        {
+            debug!(error = %err, "sd_notify failed");
         }
     }
 

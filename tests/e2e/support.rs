@@ -199,10 +199,10 @@ fn serve_connection(mut stream: TcpStream, state: &Mutex<State>) {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("if-none-match"))
             .map(|(_, v)| v.clone());
-        if let (Some(etag), Some(sent)) = (&response.etag, &if_none_match) {
-            if etag == sent {
-                response = Response::status(304);
-            }
+        if let (Some(etag), Some(sent)) = (&response.etag, &if_none_match)
+            && etag == sent
+        {
+            response = Response::status(304);
         }
         state.lock().unwrap().seen.push(SeenRequest {
             path,
