@@ -196,9 +196,10 @@ fn init_logging(daemon: bool, format: Option<LogFormat>) {
     }
 }
 
+/// `--config` / `$STORYWATCH_CONFIG`, else a discovered file, else the bundled default.
 fn load_config(path: Option<&PathBuf>) -> Result<Config> {
-    Ok(match path {
-        Some(path) => Config::load(path)?,
+    Ok(match path.cloned().or_else(Config::discover) {
+        Some(path) => Config::load(&path)?,
         None => Config::bundled()?,
     })
 }

@@ -340,7 +340,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `storywatch --config storywatch.toml run` in `dir`, logging at info to `dir/daemon.log`.
     pub fn start(dir: &Path) -> Daemon {
-        let log = dir.join(format!("daemon-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log = dir.join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let file = std::fs::File::create(&log).expect("create daemon log");
         let child = Command::new(env!("CARGO_BIN_EXE_storywatch"))
             .args(["--config", "storywatch.toml", "--log-format", "text", "run"])
@@ -356,7 +362,11 @@ impl Daemon {
 
     /// Sends a signal by name (`TERM`, `HUP`, `KILL`).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().expect("run kill");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
     }
 
