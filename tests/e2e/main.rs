@@ -1,4 +1,5 @@
 //! End-to-end tests: the real binary against real local HTTP servers and a real SQLite file.
 //! One test binary with modules, so the suite links once.
 
+mod fetch;
 mod support;
