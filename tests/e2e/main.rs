@@ -2,5 +2,6 @@
 //! One test binary with modules, so the suite links once.
 
 mod daemon;
+mod fetch;
 mod pipeline;
 mod support;

@@ -24,6 +24,9 @@ pub enum Behaviour {
     Reset,
     /// Accept the request and never answer.
     Hang,
+    /// Answer normally but send the body with `Transfer-Encoding: chunked` (no `Content-Length`),
+    /// in chunks of at most this many bytes.
+    Chunked { chunk: usize },
 }
 
 /// A scripted answer.
@@ -241,6 +244,26 @@ fn write_response(stream: &mut TcpStream, response: &Response) -> bool {
                 }
             }
             false
+        }
+        Behaviour::Chunked { chunk } => {
+            let mut head = format!("HTTP/1.1 {} X\r\n", response.status);
+            for (name, value) in &response.headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            if stream.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            for piece in response.body.chunks((*chunk).max(1)) {
+                let size = format!("{:x}\r\n", piece.len());
+                if stream.write_all(size.as_bytes()).is_err()
+                    || stream.write_all(piece).is_err()
+                    || stream.write_all(b"\r\n").is_err()
+                {
+                    return false;
+                }
+            }
+            stream.write_all(b"0\r\n\r\n").is_ok() && stream.flush().is_ok()
         }
         Behaviour::Normal => {
             let mut head = format!("HTTP/1.1 {} X\r\n", response.status);
