@@ -5,3 +5,4 @@ mod daemon;
 mod fetch;
 mod pipeline;
 mod support;
+mod systemd;
