@@ -68,6 +68,12 @@ async fn ok_returns_body_validators_and_sends_user_agent() {
     assert_eq!(moved_permanently_to, None);
     let seen = server.requests_for("/feed");
     assert_eq!(seen[0].header("user-agent"), Some("storywatch-test/1.0"));
+    assert!(
+        seen[0]
+            .header("accept")
+            .unwrap()
+            .contains("application/rss+xml")
+    );
     // And what came back is a feed the parser reads.
     let feed = parse_feed(&body, content_type.as_deref(), &final_url).unwrap();
     assert_eq!(feed.items.len(), 2);
