@@ -306,7 +306,10 @@ fn classify(error: ParseFeedError, text: &str, content_type: Option<&str>) -> Pa
             detail: kind.to_string(),
         },
         ParseFeedError::XmlReader(e) => ParseError::Malformed {
-            detail: e.to_string(),
+            detail: match xml_error_position(text) {
+                Some((line, column)) => format!("{e}, at line {line}, column {column}"),
+                None => e.to_string(),
+            },
         },
         ParseFeedError::IoError(e) => ParseError::Malformed {
             detail: e.to_string(),
@@ -317,6 +320,28 @@ fn classify(error: ParseFeedError, text: &str, content_type: Option<&str>) -> Pa
         ParseFeedError::JsonUnsupportedVersion(v) => ParseError::Json {
             detail: format!("unsupported JSON Feed version {v}"),
         },
+    }
+}
+
+/// Where the XML first goes wrong, as 1-based line and column, found by re-reading the document
+/// (feed-rs's errors carry no position, and a person fixing a feed needs one).
+fn xml_error_position(text: &str) -> Option<(usize, usize)> {
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().trim_markup_names_in_closing_tags = true;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => return None,
+            Ok(_) => {}
+            Err(_) => {
+                let pos = usize::try_from(reader.error_position())
+                    .ok()?
+                    .min(text.len());
+                let before = text.get(..pos)?;
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                return Some((line, column));
+            }
+        }
     }
 }
 
@@ -1001,9 +1026,10 @@ mod tests {
             parse_feed(xhtml, None, URL),
             Err(ParseError::HtmlPage)
         ));
-        let broken = b"<rss version=\"2.0\"><channel><title>x</channel></rss>";
+        let broken = b"<rss version=\"2.0\">\n<channel><title>x</channel></rss>";
         let err = parse_feed(broken, None, URL).unwrap_err();
         assert!(matches!(err, ParseError::Malformed { .. }), "{err:?}");
+        assert!(err.to_string().contains("at line 2, column"), "{err}");
         assert_eq!(err.kind(), "malformed_xml");
         let other = b"<?xml version=\"1.0\"?><catalog><book/></catalog>";
         let err = parse_feed(other, None, URL).unwrap_err();
