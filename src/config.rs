@@ -621,17 +621,49 @@ impl Config {
             source,
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::parse(&text, ConfigOrigin::File(path.to_path_buf()), &base)
+        let state = state_directory().unwrap_or_else(|| base.clone());
+        Config::parse_with_state(&text, ConfigOrigin::File(path.to_path_buf()), &base, &state)
     }
 
     /// The compiled-in default, with relative paths read against the working directory.
     pub fn bundled() -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().unwrap_or_default();
-        Config::parse(BUNDLED_CONFIG, ConfigOrigin::Bundled, &cwd)
+        let state = state_directory().unwrap_or_else(|| cwd.clone());
+        Config::parse_with_state(BUNDLED_CONFIG, ConfigOrigin::Bundled, &cwd, &state)
+    }
+
+    /// Finds the config to use when `--config` and `$STORYWATCH_CONFIG` are not given:
+    /// `$CONFIGURATION_DIRECTORY/storywatch.toml` (systemd's `ConfigurationDirectory=`), then
+    /// `$XDG_CONFIG_HOME/storywatch/storywatch.toml` (or `~/.config/…`), whichever exists first;
+    /// `None` means the bundled default.
+    pub fn discover() -> Option<PathBuf> {
+        let systemd = std::env::var_os("CONFIGURATION_DIRECTORY")
+            .and_then(|dirs| std::env::split_paths(&dirs).next())
+            .map(|dir| dir.join("storywatch.toml"));
+        let xdg = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
+            .map(|dir| dir.join("storywatch").join("storywatch.toml"));
+        [systemd, xdg]
+            .into_iter()
+            .flatten()
+            .find(|path| path.is_file())
     }
 
     /// Parses and validates `text`; `base` is the folder relative paths resolve against.
     pub fn parse(text: &str, origin: ConfigOrigin, base: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with_state(text, origin, base, base)
+    }
+
+    /// Like [`Config::parse`], but relative *state* paths (the database, file-channel folders)
+    /// resolve against `state` — systemd's `$STATE_DIRECTORY` when set — so a packaged service
+    /// keeps its data in `/var/lib/storywatch` whatever folder the config sits in.
+    pub fn parse_with_state(
+        text: &str,
+        origin: ConfigOrigin,
+        base: &Path,
+        state: &Path,
+    ) -> Result<Config, ConfigError> {
         let locate = |span: Option<Range<usize>>, message: String| {
             let (line, column) = span.map_or((1, 1), |span| line_column(text, span.start));
             ConfigError::Invalid {
@@ -724,7 +756,7 @@ impl Config {
                     name.clone(),
                     "file",
                     Channel::File {
-                        folder: base.join(path),
+                        folder: state.join(path),
                     },
                 ),
                 RawNotify::Stdout { name } => (name.clone(), "stdout", Channel::Stdout),
@@ -848,7 +880,7 @@ impl Config {
         Ok(Config {
             origin,
             storage: StorageConfig {
-                database: base.join(&raw.storage.database),
+                database: state.join(&raw.storage.database),
             },
             story: StoryConfig {
                 name: raw.story.name,
@@ -954,6 +986,11 @@ fn smtp_config(base: &Path, raw: SmtpParts) -> Result<SmtpConfig, String> {
         ca_file: raw.ca_file.map(|f| base.join(f)),
         timeout,
     })
+}
+
+/// systemd's `$STATE_DIRECTORY` (the first, when it lists several).
+fn state_directory() -> Option<PathBuf> {
+    std::env::var_os("STATE_DIRECTORY").and_then(|dirs| std::env::split_paths(&dirs).next())
 }
 
 /// Adds the fix to toml's own messages where it only says what is wrong.
@@ -1159,6 +1196,22 @@ mod tests {
                 "{extra}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn state_paths_can_live_apart_from_the_config() {
+        let state = PathBuf::from("/var/lib/storywatch");
+        let text = format!("{MINIMAL}[[notify]]\nkind = \"file\"\npath = \"digests\"\n");
+        let config =
+            Config::parse_with_state(&text, ConfigOrigin::Bundled, &seeds_base(), &state).unwrap();
+        assert_eq!(config.storage.database, state.join("storywatch.db"));
+        assert_eq!(
+            config.notify[0].channel,
+            Channel::File {
+                folder: state.join("digests")
+            }
+        );
+        assert_eq!(config.story.seeds, seeds_base().join("../seeds"));
     }
 
     #[test]

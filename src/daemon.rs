@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::watch;
-use tracing::{Instrument, error, info, info_span};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::config::Config;
 use crate::digest::{latest_slot_at_or_before, next_slot_after};
-use crate::pipeline::{self, PollContext, Story};
+use crate::pipeline::{self, FeedOutcome, PollContext, Story};
+use crate::service::Notifier;
 use crate::store::Store;
 
 /// Longest sleep between turns, so deliveries are retried and config changes to intervals
@@ -67,91 +68,197 @@ pub fn next_digest_due(
     }
     let at = config.digest.at;
     let zone = &config.digest.timezone;
-    if let (Some(last), Some(slot)) = (last_digest, latest_slot_at_or_before(now, at, zone)) {
-        if last < slot {
-            return now;
-        }
+    if let (Some(last), Some(slot)) = (last_digest, latest_slot_at_or_before(now, at, zone))
+        && last < slot
+    {
+        return now;
     }
     next_slot_after(now, at, zone).unwrap_or_else(|| now + jiff::SignedDuration::from_hours(24))
 }
 
-/// Runs the daemon until `shutdown` fires.
+/// Loads the configuration and builds the story again; the daemon calls it on reload.
+pub type Loader = Box<dyn Fn() -> anyhow::Result<(Config, Story)> + Send + Sync>;
+
+/// The daemon's running state: what a reload replaces.
+struct Running {
+    config: Config,
+    story: Arc<Story>,
+    ctx: PollContext,
+}
+
+impl Running {
+    fn new(config: Config, story: Story, store: &Arc<Mutex<Store>>) -> anyhow::Result<Running> {
+        lock(store)?.sync_feeds(&config.feeds)?;
+        let story = Arc::new(story);
+        let ctx = PollContext::new(
+            pipeline::fetcher(&config)?,
+            Arc::clone(store),
+            Arc::clone(&story),
+        );
+        Ok(Running { config, story, ctx })
+    }
+}
+
+fn lock(store: &Arc<Mutex<Store>>) -> anyhow::Result<std::sync::MutexGuard<'_, Store>> {
+    store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("database lock poisoned by an earlier panic"))
+}
+
+/// How the outside world steers a running daemon.
+pub struct Control {
+    /// Fires once to stop (SIGINT, SIGTERM).
+    pub shutdown: Shutdown,
+    /// Changes each time a reload is asked for (SIGHUP).
+    pub reload: watch::Receiver<u64>,
+    /// Reads the configuration and story again on reload.
+    pub reload_with: Loader,
+    /// Tells systemd how the daemon is doing.
+    pub notifier: Notifier,
+}
+
+/// Runs the daemon with `config` and `story` until shutdown. On each reload the configuration
+/// and story are read again; a reload that fails is logged and the running ones kept.
 pub async fn run(
     config: Config,
     story: Story,
     store: Store,
-    mut shutdown: Shutdown,
+    control: Control,
 ) -> anyhow::Result<()> {
-    let mut store = store;
-    store.sync_feeds(&config.feeds)?;
+    let Control {
+        mut shutdown,
+        mut reload,
+        reload_with: load,
+        notifier,
+    } = control;
+    let database = store.path().to_path_buf();
     let store = Arc::new(Mutex::new(store));
-    let story = Arc::new(story);
-    let ctx = PollContext {
-        fetcher: pipeline::fetcher(&config)?,
-        store: Arc::clone(&store),
-        story: Arc::clone(&story),
-    };
+    let mut running = Running::new(config, story, &store)?;
 
-    let last = store
-        .lock()
-        .map_err(|_| anyhow::anyhow!("database lock poisoned"))?
-        .last_digest()?;
-    let mut digest_due = next_digest_due(&config, last.map(|d| d.created_at), Timestamp::now());
-    info!(feeds = config.feeds.len(), next_digest = %digest_due, "storywatch running");
+    let last = lock(&store)?.last_digest()?;
+    let mut digest_due = next_digest_due(
+        &running.config,
+        last.map(|d| d.created_at),
+        Timestamp::now(),
+    );
+    info!(feeds = running.config.feeds.len(), next_digest = %digest_due, "storywatch running");
+    notifier.ready(&format!(
+        "watching {} feeds; next digest {digest_due}",
+        running.config.feeds.len()
+    ));
 
-    // Deliveries left pending by a previous run (crash or failure) go out first. Each is
+    // Deliveries left pending by a previous run (crash or failure) go out first; claims a
+    // killed run left on them are void now that this daemon holds the instance lock. Each is
     // abandoned safely on shutdown: it stays pending and the next start sends it.
+    lock(&store)?.release_claims()?;
     tokio::select! {
-        result = pipeline::deliver_pending(&config, &store) => { result?; }
+        result = pipeline::deliver_pending(&running.config, &store) => { result?; }
         _ = shutdown.requested() => {
+            notifier.stopping();
             info!("storywatch stopped");
             return Ok(());
         }
     }
+    let heartbeat = notifier
+        .watchdog_interval()
+        .unwrap_or(MAX_SLEEP)
+        .min(MAX_SLEEP);
 
     loop {
+        notifier.watchdog();
         if shutdown.is_requested() {
             break;
         }
+        if reload.has_changed().unwrap_or(false) {
+            reload.borrow_and_update();
+            notifier.reloading();
+            match load().and_then(|(config, story)| {
+                if config.storage.database != database {
+                    warn!("[storage] database changed; the new path takes effect after a restart");
+                }
+                Running::new(config, story, &store)
+            }) {
+                Ok(new) => {
+                    running = new;
+                    let last = lock(&store)?.last_digest()?;
+                    digest_due = next_digest_due(
+                        &running.config,
+                        last.map(|d| d.created_at),
+                        Timestamp::now(),
+                    );
+                    info!(feeds = running.config.feeds.len(), "configuration reloaded");
+                }
+                Err(err) => {
+                    error!(error = %format!("{err:#}"), "reload rejected; keeping the running configuration")
+                }
+            }
+            notifier.ready("configuration reloaded");
+        }
+
         let now = Timestamp::now();
-        let due: Vec<_> = {
-            let guard = store
-                .lock()
-                .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
-            guard
-                .active_feeds()?
-                .into_iter()
-                .filter(|f| f.next_poll_at <= now)
-                .collect()
-        };
+        let due: Vec<_> = lock(&store)?
+            .active_feeds()?
+            .into_iter()
+            .filter(|f| f.next_poll_at <= now)
+            .collect();
         if !due.is_empty() {
-            let span = info_span!("poll_cycle", feeds = due.len());
+            let count = due.len();
+            let span = info_span!("poll_cycle", feeds = count);
             let work = pipeline::poll_feeds(
-                &ctx,
-                pipeline::with_intervals(due, &config.feeds),
-                config.fetch.concurrency,
+                &running.ctx,
+                pipeline::with_intervals(due, &running.config.feeds),
+                running.config.fetch.concurrency,
             )
             .instrument(span);
-            tokio::select! {
-                result = work => {
-                    if let Err(err) = result {
-                        error!(error = %err, "poll cycle failed");
+            tokio::pin!(work);
+            // The watchdog is fed while feeds keep completing: a cycle that stops making
+            // progress for a whole watchdog period gets the service restarted.
+            let mut ticker = tokio::time::interval(heartbeat);
+            let mut seen_progress = running.ctx.progress();
+            let reports = loop {
+                tokio::select! {
+                    result = &mut work => break Some(result),
+                    _ = ticker.tick() => {
+                        let progress = running.ctx.progress();
+                        if progress != seen_progress {
+                            seen_progress = progress;
+                            notifier.watchdog();
+                        }
                     }
+                    _ = shutdown.requested() => break None,
                 }
-                _ = shutdown.requested() => break,
+            };
+            match reports {
+                None => break,
+                Some(Ok(reports)) => {
+                    let failed = reports
+                        .iter()
+                        .filter(|r| matches!(r.outcome, FeedOutcome::Failed { .. }))
+                        .count();
+                    let matches: usize = reports
+                        .iter()
+                        .map(|r| match r.outcome {
+                            FeedOutcome::Fetched { new_matches, .. } => new_matches,
+                            _ => 0,
+                        })
+                        .sum();
+                    notifier.status(&format!("polled {count} feeds ({failed} failed), {matches} new matches; next digest {digest_due}"));
+                }
+                Some(Err(err)) => error!(error = %format!("{err:#}"), "poll cycle failed"),
             }
+            notifier.watchdog();
         }
 
         if Timestamp::now() >= digest_due {
-            match pipeline::build_digest(&config, &story, &store).await {
-                Ok(_) => {}
-                Err(err) => error!(error = %format!("{err:#}"), "digest failed"),
+            if let Err(err) = pipeline::build_digest(&running.config, &running.story, &store).await
+            {
+                error!(error = %format!("{err:#}"), "digest failed");
             }
-            digest_due = next_digest_due(&config, Some(Timestamp::now()), Timestamp::now());
+            digest_due = next_digest_due(&running.config, Some(Timestamp::now()), Timestamp::now());
             info!(next_digest = %digest_due, "next digest scheduled");
         }
         tokio::select! {
-            result = pipeline::deliver_pending(&config, &store) => {
+            result = pipeline::deliver_pending(&running.config, &store) => {
                 if let Err(err) = result {
                     error!(error = %format!("{err:#}"), "delivery failed");
                 }
@@ -160,9 +267,7 @@ pub async fn run(
         }
 
         let (next_feed, next_delivery) = {
-            let guard = store
-                .lock()
-                .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+            let guard = lock(&store)?;
             (
                 guard.active_feeds()?.iter().map(|f| f.next_poll_at).min(),
                 guard.next_delivery_due()?,
@@ -175,12 +280,14 @@ pub async fn run(
         let until = wake.duration_since(Timestamp::now());
         let sleep = Duration::try_from(until)
             .unwrap_or(Duration::ZERO)
-            .min(MAX_SLEEP);
+            .min(heartbeat);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
+            _ = reload.changed() => {}
             _ = shutdown.requested() => break,
         }
     }
+    notifier.stopping();
     info!("storywatch stopped");
     Ok(())
 }

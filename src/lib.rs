@@ -12,5 +12,6 @@ pub mod duration;
 pub mod feeds;
 pub mod item;
 pub mod pipeline;
+pub mod service;
 pub mod store;
 pub mod story;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use storywatch::config::Config;
 use storywatch::daemon::{self, Shutdown};
 use storywatch::pipeline::{self, FeedOutcome, PollContext, Story};
+use storywatch::service::{InstanceLock, Notifier};
 use storywatch::store::{MatchFilter, MatchRow, Review, Store};
 use storywatch::story::MatchInput;
 
@@ -35,8 +36,20 @@ struct Cli {
     )]
     config: Option<PathBuf>,
 
+    /// Log format on stderr: `text` for a terminal, `json` for log collectors, `journald` to
+    /// write to the systemd journal. Default: journald under systemd, else text.
+    #[arg(long, global = true, value_enum, env = "STORYWATCH_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+    Journald,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +98,8 @@ enum Command {
     Feeds(FeedsCommand),
     /// Validate the config and seeds and print the story profile's summary.
     Check,
+    /// One screen on the service's state: feeds, digests, matches waiting, database size.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,7 +209,7 @@ impl From<ReviewArg> for Review {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Run));
+    init_logging(matches!(cli.command, Command::Run), cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -204,7 +219,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(daemon: bool) {
+fn init_logging(daemon: bool, format: Option<LogFormat>) {
+    use tracing_subscriber::prelude::*;
     let default = if daemon {
         "storywatch=info"
     } else {
@@ -212,15 +228,34 @@ fn init_logging(daemon: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // systemd sets JOURNAL_STREAM when stderr goes to the journal; the journal adds its own
+    // timestamps and wants levels as priorities, which the journald layer sends natively.
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let format = format.unwrap_or(if under_journal {
+        LogFormat::Journald
+    } else {
+        LogFormat::Text
+    });
+    let registry = tracing_subscriber::registry().with(filter);
+    let stderr_text = || tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => registry.with(stderr_text().json()).init(),
+        LogFormat::Journald => match tracing_journald::layer() {
+            Ok(journald) => registry
+                .with(journald.with_syslog_identifier("storywatch".into()))
+                .init(),
+            Err(_) => registry
+                .with(stderr_text().without_time().with_ansi(false))
+                .init(),
+        },
+        LogFormat::Text => registry.with(stderr_text()).init(),
+    }
 }
 
+/// `--config` / `$STORYWATCH_CONFIG`, else a discovered file, else the bundled default.
 fn load_config(path: Option<&PathBuf>) -> Result<Config> {
-    Ok(match path {
-        Some(path) => Config::load(path)?,
+    Ok(match path.cloned().or_else(Config::discover) {
+        Some(path) => Config::load(&path)?,
         None => Config::bundled()?,
     })
 }
@@ -241,14 +276,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run => {
             let story = Story::load(&config.story)?;
+            let _lock = InstanceLock::acquire(&config.storage.database)?;
             let store = open_store(&config)?;
+            let config_path = cli.config.clone();
+            let reload_with: daemon::Loader = Box::new(move || {
+                let config = load_config(config_path.as_ref())?;
+                let story = Story::load(&config.story)?;
+                Ok((config, story))
+            });
             runtime()?.block_on(async {
-                let (trigger, shutdown) = Shutdown::new();
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    let _ = trigger.send(true);
-                });
-                daemon::run(config, story, store, shutdown).await
+                let (stop, shutdown) = Shutdown::new();
+                let (reload_tx, reload) = tokio::sync::watch::channel(0u64);
+                tokio::spawn(handle_signals(stop, reload_tx));
+                let control = daemon::Control {
+                    shutdown,
+                    reload,
+                    reload_with,
+                    notifier: Notifier::from_env(),
+                };
+                daemon::run(config, story, store, control).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -281,29 +327,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Items(command) => items(&config, command),
         Command::Feeds(FeedsCommand::List { json }) => feeds_list(&config, json),
         Command::Check => check(&config),
+        Command::Status => status(&config),
     }
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+/// SIGINT and SIGTERM stop the daemon; SIGHUP asks it to reload config and seeds.
+async fn handle_signals(
+    stop: tokio::sync::watch::Sender<bool>,
+    reload: tokio::sync::watch::Sender<u64>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; only Ctrl-C will stop storywatch");
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading configuration and seeds");
+                reload.send_modify(|generation| *generation += 1);
             }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    let _ = stop.send(true);
 }
 
 fn poll_once(config: Config) -> Result<ExitCode> {
@@ -319,11 +372,7 @@ fn poll_once(config: Config) -> Result<ExitCode> {
     let feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
     let store = Arc::new(Mutex::new(store));
     let reports = runtime()?.block_on(async {
-        let ctx = PollContext {
-            fetcher: pipeline::fetcher(&config)?,
-            store,
-            story,
-        };
+        let ctx = PollContext::new(pipeline::fetcher(&config)?, store, story);
         pipeline::poll_feeds(&ctx, feeds, config.fetch.concurrency).await
     })?;
     let mut out = std::io::stdout().lock();
@@ -749,5 +798,94 @@ fn check(config: &Config) -> Result<ExitCode> {
         )?;
     }
     writeln!(out, "{}", story.profile.summary())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(config: &Config) -> Result<ExitCode> {
+    let mut store = open_store(config)?;
+    store.sync_feeds(&config.feeds)?;
+    let feeds = store.feed_statuses()?;
+    let failing: Vec<_> = feeds
+        .iter()
+        .filter(|f| f.consecutive_failures > 0)
+        .collect();
+    let never = feeds.iter().filter(|f| f.last_attempt_at.is_none()).count();
+    let waiting = store.digest_input(Timestamp::now())?.matches.len();
+    let last = store.last_digest()?;
+    let now = Timestamp::now();
+    let next = daemon::next_digest_due(config, last.as_ref().map(|d| d.created_at), now);
+    let pending = store.pending_deliveries(Timestamp::MAX)?.len();
+    let running = InstanceLock::acquire(&config.storage.database).is_err();
+    let size: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut path = config.storage.database.clone().into_os_string();
+            path.push(suffix);
+            std::fs::metadata(path).ok().map(|m| m.len())
+        })
+        .sum();
+    let zone = &config.digest.timezone;
+    let local = |t: Timestamp| {
+        t.to_zoned(zone.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "daemon:      {}",
+        if running {
+            "running (database lock held)"
+        } else {
+            "not running"
+        }
+    )?;
+    writeln!(
+        out,
+        "feeds:       {} configured, {} healthy, {} failing, {} never polled",
+        feeds.len(),
+        feeds.len() - failing.len() - never,
+        failing.len(),
+        never
+    )?;
+    for f in &failing {
+        writeln!(
+            out,
+            "  failing:   {} ({}, {} in a row)",
+            f.url,
+            f.last_error_kind.as_deref().unwrap_or("?"),
+            f.consecutive_failures
+        )?;
+    }
+    writeln!(
+        out,
+        "last digest: {}",
+        last.as_ref().map_or("none yet".to_string(), |d| format!(
+            "#{} at {}, {} matches",
+            d.id,
+            local(d.created_at),
+            d.match_count
+        ))
+    )?;
+    writeln!(
+        out,
+        "next digest: {}{}",
+        local(next),
+        if next <= now {
+            " (overdue: sent when the daemon runs)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        out,
+        "waiting:     {waiting} matches for the next digest; {pending} deliveries pending"
+    )?;
+    writeln!(
+        out,
+        "database:    {} ({:.1} MiB)",
+        config.storage.database.display(),
+        size as f64 / (1024.0 * 1024.0)
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -138,6 +138,25 @@ pub struct PollContext {
     pub store: Arc<Mutex<Store>>,
     /// The story items are matched against.
     pub story: Arc<Story>,
+    /// Feeds finished since start; the daemon's watchdog watches it move.
+    pub completed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PollContext {
+    /// Handles for polling `story` into `store` with `fetcher`.
+    pub fn new(fetcher: Fetcher, store: Arc<Mutex<Store>>, story: Arc<Story>) -> PollContext {
+        PollContext {
+            fetcher,
+            store,
+            story,
+            completed: Arc::default(),
+        }
+    }
+
+    /// How many feed polls have finished so far.
+    pub fn progress(&self) -> u64 {
+        self.completed.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Runs a blocking store operation off the async threads.
@@ -282,7 +301,10 @@ pub async fn poll_feeds(
         let permits = Arc::clone(&permits);
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (index, poll_feed(&ctx, feed, interval).await)
+            let report = poll_feed(&ctx, feed, interval).await;
+            ctx.completed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (index, report)
         });
     }
     let mut reports = Vec::new();
@@ -352,7 +374,21 @@ pub async fn build_digest(
 /// backoff ([`delivery_retry_at`]) until [`MAX_DELIVERY_ATTEMPTS`]. Returns how many deliveries
 /// are still pending afterwards.
 pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyhow::Result<usize> {
-    let pending = with_store(store, |s| s.pending_deliveries(Timestamp::now())).await?;
+    // Claimed for longer than any one delivery may take (each is bounded by its timeout).
+    let lease = config
+        .notify
+        .iter()
+        .map(|n| match &n.channel {
+            crate::config::Channel::Smtp(c) => c.timeout.saturating_mul(3),
+            crate::config::Channel::Webhook(c) => c.timeout.saturating_mul(2),
+            _ => Duration::from_secs(60),
+        })
+        .sum::<Duration>()
+        + Duration::from_secs(60);
+    let pending = with_store(store, move |s| {
+        s.claim_due_deliveries(Timestamp::now(), lease)
+    })
+    .await?;
     let mut still_pending = 0;
     for delivery in pending {
         let attempt = delivery.attempts + 1;

@@ -16,10 +16,10 @@ pub fn latest_slot_at_or_before(now: Timestamp, at: Time, zone: &TimeZone) -> Op
     let today = now.to_zoned(zone.clone()).date();
     for back in 0..3 {
         let date = today.checked_sub(back.days()).ok()?;
-        if let Some(slot) = slot_on(date, at, zone) {
-            if slot.timestamp() <= now {
-                return Some(slot.timestamp());
-            }
+        if let Some(slot) = slot_on(date, at, zone)
+            && slot.timestamp() <= now
+        {
+            return Some(slot.timestamp());
         }
     }
     None
@@ -30,10 +30,10 @@ pub fn next_slot_after(now: Timestamp, at: Time, zone: &TimeZone) -> Option<Time
     let today = now.to_zoned(zone.clone()).date();
     for ahead in 0..3 {
         let date = today.checked_add(ahead.days()).ok()?;
-        if let Some(slot) = slot_on(date, at, zone) {
-            if slot.timestamp() > now {
-                return Some(slot.timestamp());
-            }
+        if let Some(slot) = slot_on(date, at, zone)
+            && slot.timestamp() > now
+        {
+            return Some(slot.timestamp());
         }
     }
     None

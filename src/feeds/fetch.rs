@@ -1,6 +1,26 @@
 //! HTTP fetching of feeds: conditional GET, timeouts, a body-size cap and an SSRF guard.
+//!
+//! Every exchange is bounded in time (connect and total, body streaming included, so a server
+//! trickling one byte a second cannot hold a task forever) and in size (checked against
+//! `Content-Length` and again while streaming, after decompression, so a gzip bomb is caught too).
+//! Redirects are followed by hand, so permanent moves can be reported and loops stopped, and so
+//! every hop's target goes through the same checks as the first URL.
 
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, LOCATION, RETRY_AFTER,
+};
+use url::{Host, Url};
+
+/// Most redirects followed for one fetch; real feeds need one or two.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// How the fetcher behaves; built from the `[fetch]` config section.
 #[derive(Debug, Clone)]
@@ -20,7 +40,9 @@ pub struct FetchSettings {
 /// HTTP cache validators remembered between polls of one feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validators {
+    /// The `ETag` of the last body, sent back as `If-None-Match`.
     pub etag: Option<String>,
+    /// The `Last-Modified` of the last body, sent back as `If-Modified-Since`.
     pub last_modified: Option<String>,
 }
 
@@ -31,8 +53,12 @@ pub enum FetchOutcome {
     NotModified,
     /// 200 with a body.
     Fetched {
+        /// The body, decompressed, at most `max_body_bytes` long. Bytes, not text: the parser
+        /// works out the encoding.
         body: Vec<u8>,
+        /// The `Content-Type` header, for its charset and for recognising HTML pages.
         content_type: Option<String>,
+        /// Validators to send on the next poll.
         validators: Validators,
         /// Where the body finally came from, after redirects.
         final_url: String,
@@ -41,18 +67,161 @@ pub enum FetchOutcome {
     },
 }
 
-/// Why a fetch failed.
+/// Why a fetch failed. Messages say what happened and, where there is one, what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("placeholder")]
-    Placeholder,
+    /// The URL cannot be fetched at all (unparseable, not http/https, no host).
+    #[error("invalid feed URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given (or as a redirect gave it).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The target resolves to (or is) an address the SSRF guard refuses.
+    #[error(
+        "{}{class}, which feeds may not reach; \
+         set [fetch] allow_private_networks = true to allow it",
+        blocked_subject(host, *address)
+    )]
+    BlockedAddress {
+        /// The host name (or literal) from the URL.
+        host: String,
+        /// The first refused address.
+        address: IpAddr,
+        /// Why it is refused: `loopback`, `private`, `link-local`, ….
+        class: &'static str,
+    },
+    /// The whole exchange took longer than the configured total timeout.
+    #[error("timed out after {}; the server is too slow or not answering", fmt_duration(*.after))]
+    Timeout {
+        /// The limit that was hit.
+        after: Duration,
+    },
+    /// No connection could be made (DNS failure, refused, unreachable, TLS failure, connect
+    /// timeout).
+    #[error("could not connect to {host}: {detail}")]
+    Connect {
+        /// The host that could not be reached.
+        host: String,
+        /// The underlying reason, outermost first.
+        detail: String,
+    },
+    /// The connection broke during the exchange (reset, closed early, protocol error).
+    #[error("connection to {host} failed during the exchange: {detail}")]
+    Network {
+        /// The host of the broken exchange.
+        host: String,
+        /// The underlying reason, outermost first.
+        detail: String,
+    },
+    /// The server answered with a status other than 2xx or 304.
+    #[error("the server answered HTTP {status}{}", retry_hint(*.retry_after))]
+    HttpStatus {
+        /// The status code.
+        status: u16,
+        /// The server's `Retry-After`, when it sent one (429 and 503 usually do).
+        retry_after: Option<Duration>,
+    },
+    /// The body is larger than `max_body_bytes`.
+    #[error(
+        "body larger than {} cap; raise [fetch] max_body_bytes if this feed is really that big",
+        fmt_bytes(*.limit)
+    )]
+    TooLarge {
+        /// The cap that was exceeded.
+        limit: u64,
+    },
+    /// A redirect pointed back at a URL already visited.
+    #[error("redirect loop: {url} was reached twice; the server is misconfigured")]
+    RedirectLoop {
+        /// The URL seen twice.
+        url: String,
+    },
+    /// More than [`MAX_REDIRECTS`] redirects.
+    #[error("more than {MAX_REDIRECTS} redirects; use the final feed URL instead")]
+    TooManyRedirects,
+    /// A redirect without a usable `Location`.
+    #[error("HTTP {status} redirect without a usable Location header")]
+    BadRedirect {
+        /// The redirect status.
+        status: u16,
+    },
+    /// The body could not be read or decompressed.
+    #[error("could not read the body: {detail}")]
+    Body {
+        /// The underlying reason.
+        detail: String,
+    },
+    /// The HTTP client could not be built (bad user agent, TLS setup).
+    #[error("could not set up the HTTP client: {detail}")]
+    Client {
+        /// The underlying reason.
+        detail: String,
+    },
 }
 
 impl FetchError {
     /// A short stable name for the kind of failure (`timeout`, `http_status`, …), recorded in the
     /// feed's state and shown by `feeds list`.
     pub fn kind(&self) -> &'static str {
-        todo!("feeds helper")
+        match self {
+            FetchError::InvalidUrl { .. } => "invalid_url",
+            FetchError::BlockedAddress { .. } => "blocked_address",
+            FetchError::Timeout { .. } => "timeout",
+            FetchError::Connect { .. } => "connect",
+            FetchError::Network { .. } => "network",
+            FetchError::HttpStatus { .. } => "http_status",
+            FetchError::TooLarge { .. } => "too_large",
+            FetchError::RedirectLoop { .. } => "redirect_loop",
+            FetchError::TooManyRedirects => "too_many_redirects",
+            FetchError::BadRedirect { .. } => "bad_redirect",
+            FetchError::Body { .. } => "body",
+            FetchError::Client { .. } => "client",
+        }
+    }
+
+    /// How long the server asked us to wait before the next try, when it said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::HttpStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn blocked_subject(host: &str, address: IpAddr) -> String {
+    let literal = host.trim_matches(['[', ']']).parse::<IpAddr>().ok() == Some(address);
+    if literal {
+        format!("address {address} is ")
+    } else {
+        format!("{host} resolves to {address}, which is ")
+    }
+}
+
+fn retry_hint(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!(" and asked to retry after {}", fmt_duration(d)),
+        None => String::new(),
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn fmt_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= MIB && n % MIB == 0 {
+        format!("{} MiB", n / MIB)
+    } else if n >= 1024 && n % 1024 == 0 {
+        format!("{} KiB", n / 1024)
+    } else {
+        format!("{n} bytes")
     }
 }
 
@@ -60,21 +229,508 @@ impl FetchError {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     settings: FetchSettings,
+    client: reqwest::Client,
 }
 
 impl Fetcher {
-    /// Builds the client.
+    /// Builds the client: one connection pool shared by every fetch.
     pub fn new(settings: FetchSettings) -> Result<Fetcher, FetchError> {
-        Ok(Fetcher { settings })
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            reqwest::header::HeaderValue::from_static(
+                "application/rss+xml, application/atom+xml, application/feed+json, \
+                 application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5",
+            ),
+        );
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(settings.user_agent.as_str())
+            .connect_timeout(settings.connect_timeout)
+            // Belt and braces: `fetch` also wraps everything in its own timeout.
+            .timeout(settings.timeout)
+            // Redirects are followed by hand (see `fetch`).
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, bypassing the address guard below.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: settings.allow_private_networks,
+            }))
+            .build()
+            .map_err(|e| FetchError::Client {
+                detail: error_chain(&e),
+            })?;
+        Ok(Fetcher { settings, client })
     }
 
     /// Fetches `url`, sending the validators for a conditional GET.
+    ///
+    /// The whole exchange — every redirect hop and the body — must finish within the configured
+    /// timeout.
     pub async fn fetch(
         &self,
         url: &str,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
-        let _ = (url, validators, &self.settings);
-        todo!("feeds helper")
+        let limit = self.settings.timeout;
+        match tokio::time::timeout(limit, self.fetch_inner(url, validators)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout { after: limit }),
+        }
+    }
+
+    async fn fetch_inner(
+        &self,
+        url: &str,
+        validators: &Validators,
+    ) -> Result<FetchOutcome, FetchError> {
+        let mut current = self.check_url(url)?;
+        let mut visited = HashSet::from([current.to_string()]);
+        let mut moved_permanently_to = None;
+        // Only an unbroken run of permanent redirects from the configured URL moves the feed;
+        // after a temporary one, the configured URL stays the right one to poll.
+        let mut all_permanent = true;
+        let mut hops = 0;
+        loop {
+            let response = self.send(&current, validators).await?;
+            let status = response.status();
+            if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+                return self.finish(response, current, moved_permanently_to).await;
+            }
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| current.join(loc.trim()).ok())
+                .ok_or(FetchError::BadRedirect {
+                    status: status.as_u16(),
+                })?;
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(FetchError::TooManyRedirects);
+            }
+            let next = self.check_url(location.as_str())?;
+            if !visited.insert(next.to_string()) {
+                return Err(FetchError::RedirectLoop {
+                    url: next.to_string(),
+                });
+            }
+            let permanent = matches!(
+                status,
+                StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
+            );
+            all_permanent &= permanent;
+            if all_permanent {
+                moved_permanently_to = Some(next.to_string());
+            }
+            current = next;
+        }
+    }
+
+    async fn send(
+        &self,
+        url: &Url,
+        validators: &Validators,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut request = self.client.get(url.clone());
+        if let Some(etag) = &validators.etag {
+            request = request.header(IF_NONE_MATCH, etag.as_str());
+        }
+        if let Some(last_modified) = &validators.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, last_modified.as_str());
+        }
+        request.send().await.map_err(|e| self.map_error(&e, url))
+    }
+
+    /// Turns the final response into an outcome: 304, a body, or an HTTP status error.
+    async fn finish(
+        &self,
+        mut response: reqwest::Response,
+        url: Url,
+        moved_permanently_to: Option<String>,
+    ) -> Result<FetchOutcome, FetchError> {
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(FetchOutcome::NotModified);
+        }
+        if !status.is_success() {
+            return Err(FetchError::HttpStatus {
+                status: status.as_u16(),
+                retry_after: parse_retry_after(response.headers()),
+            });
+        }
+        let limit = self.settings.max_body_bytes;
+        // reqwest drops Content-Length when it decompresses, so this only sees honest raw sizes.
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(FetchError::TooLarge { limit });
+        }
+        let headers = response.headers();
+        let header = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let content_type = header(CONTENT_TYPE);
+        let validators = Validators {
+            etag: header(ETAG),
+            last_modified: header(LAST_MODIFIED),
+        };
+        let capacity = declared.unwrap_or(0).min(limit).min(1 << 20);
+        let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        loop {
+            let chunk = response
+                .chunk()
+                .await
+                .map_err(|e| self.map_error(&e, &url))?;
+            let Some(chunk) = chunk else { break };
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(FetchError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(FetchOutcome::Fetched {
+            body,
+            content_type,
+            validators,
+            final_url: url.to_string(),
+            moved_permanently_to,
+        })
+    }
+
+    /// Parses `raw` and refuses what must never be fetched: other schemes, hostless URLs, and
+    /// (unless allowed) IP literals in guarded ranges. Host names are checked after resolution
+    /// by [`GuardedResolver`].
+    fn check_url(&self, raw: &str) -> Result<Url, FetchError> {
+        let invalid = |reason: &str| FetchError::InvalidUrl {
+            url: raw.to_string(),
+            reason: reason.to_string(),
+        };
+        let url = Url::parse(raw.trim()).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(&format!(
+                "scheme {:?} is not allowed; only http and https feeds can be fetched",
+                url.scheme()
+            )));
+        }
+        let address = match url.host() {
+            None => return Err(invalid("the URL has no host")),
+            Some(Host::Domain(_)) => None,
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        };
+        if let Some(address) = address
+            && !self.settings.allow_private_networks
+            && let Some(class) = blocked_class(address)
+        {
+            return Err(FetchError::BlockedAddress {
+                host: url.host_str().unwrap_or_default().to_string(),
+                address,
+                class,
+            });
+        }
+        Ok(url)
+    }
+
+    fn map_error(&self, error: &reqwest::Error, url: &Url) -> FetchError {
+        // The resolver's refusal travels inside reqwest's error; bring it back out as itself.
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = source {
+            if let Some(blocked) = e.downcast_ref::<BlockedByGuard>() {
+                return FetchError::BlockedAddress {
+                    host: blocked.host.clone(),
+                    address: blocked.address,
+                    class: blocked.class,
+                };
+            }
+            source = e.source();
+        }
+        let host = url.host_str().unwrap_or_default().to_string();
+        let detail = error_chain(error);
+        if error.is_timeout() && !error.is_connect() {
+            FetchError::Timeout {
+                after: self.settings.timeout,
+            }
+        } else if error.is_connect() {
+            FetchError::Connect { host, detail }
+        } else if error.is_body() || error.is_decode() {
+            FetchError::Body { detail }
+        } else {
+            FetchError::Network { host, detail }
+        }
+    }
+}
+
+/// The error's message followed by its causes, without the URL reqwest repeats in each.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    // The outermost reqwest message only repeats the URL; start at its cause when it has one.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = error.source().or(Some(error));
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.starts_with("client error (") {
+            source = e.source();
+            continue;
+        }
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    if parts.is_empty() {
+        return error.to_string();
+    }
+    parts.join(": ")
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date.
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let wait = when.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// The resolver's refusal, carried through reqwest's error chain to [`Fetcher::map_error`].
+#[derive(Debug)]
+struct BlockedByGuard {
+    host: String,
+    address: IpAddr,
+    class: &'static str,
+}
+
+impl fmt::Display for BlockedByGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} resolves to {} ({})",
+            self.host, self.address, self.class
+        )
+    }
+}
+
+impl std::error::Error for BlockedByGuard {}
+
+/// Resolves names with the system resolver and removes guarded addresses from the answer.
+///
+/// Checking after resolution (rather than the name) is what stops DNS tricks such as a public
+/// name pointing at 127.0.0.1, and because reqwest uses the resolver for every connection, it
+/// covers every redirect hop too. The connection can only go to an address this returned, so
+/// there is no gap between check and use for DNS rebinding to exploit.
+#[derive(Debug)]
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if allow_private {
+                return Ok(Box::new(resolved.into_iter()) as reqwest::dns::Addrs);
+            }
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|addr| match blocked_class(addr.ip()) {
+                    Some(class) => {
+                        refused.get_or_insert((addr.ip(), class));
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
+            if allowed.is_empty()
+                && let Some((address, class)) = refused
+            {
+                return Err(Box::new(BlockedByGuard {
+                    host,
+                    address,
+                    class,
+                })
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Why `ip` must not be fetched from, or `None` when it is a public address.
+pub fn blocked_class(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => blocked_v4(v4),
+        IpAddr::V6(v6) => blocked_v6(v6),
+    }
+}
+
+fn blocked_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(if ip.is_loopback() {
+        "loopback"
+    } else if ip.is_private() {
+        "private"
+    } else if ip.is_link_local() {
+        "link-local"
+    } else if a == 100 && (64..128).contains(&b) {
+        "carrier-grade NAT (shared)"
+    } else if ip.is_multicast() {
+        "multicast"
+    } else if ip.is_broadcast() {
+        "broadcast"
+    } else if a == 0 {
+        "unspecified"
+    } else if (a == 192 && b == 0 && c == 0) || (a == 198 && (18..20).contains(&b)) || a >= 240 {
+        "reserved"
+    } else if (a == 192 && b == 0 && c == 2)
+        || (a == 198 && b == 51 && c == 100)
+        || (a == 203 && b == 0 && c == 113)
+    {
+        "documentation-only"
+    } else {
+        return None;
+    })
+}
+
+fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let segments = ip.segments();
+    // Addresses that embed an IPv4 address are judged by it: IPv4-mapped (::ffff:a.b.c.d),
+    // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16).
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return blocked_v4(v4);
+    }
+    if segments[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
+        return blocked_v4(Ipv4Addr::from(ip.to_bits() as u32));
+    }
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return blocked_v4(Ipv4Addr::from(ip.to_bits() as u32));
+    }
+    if segments[0] == 0x2002 {
+        let embedded = (u32::from(segments[1]) << 16) | u32::from(segments[2]);
+        return blocked_v4(Ipv4Addr::from(embedded));
+    }
+    Some(if ip.is_loopback() {
+        "loopback"
+    } else if ip.is_unspecified() {
+        "unspecified"
+    } else if ip.is_multicast() {
+        "multicast"
+    } else if segments[0] & 0xfe00 == 0xfc00 {
+        "private (unique local)"
+    } else if segments[0] & 0xffc0 == 0xfe80 {
+        "link-local"
+    } else if segments[0] & 0xffc0 == 0xfec0 {
+        "site-local"
+    } else if segments[0] == 0x2001 && segments[1] == 0x0db8 {
+        "documentation-only"
+    } else {
+        return None;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked(s: &str) -> Option<&'static str> {
+        blocked_class(s.parse().unwrap())
+    }
+
+    #[test]
+    fn guard_refuses_non_public_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+        ] {
+            assert!(blocked(ip).is_some(), "{ip} must be blocked");
+        }
+    }
+
+    #[test]
+    fn guard_allows_public_addresses() {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert_eq!(blocked(ip), None, "{ip} must be allowed");
+        }
+    }
+
+    #[test]
+    fn messages_tell_the_user_what_to_do() {
+        let e = FetchError::BlockedAddress {
+            host: "127.0.0.1".into(),
+            address: "127.0.0.1".parse().unwrap(),
+            class: "loopback",
+        };
+        assert_eq!(
+            e.to_string(),
+            "address 127.0.0.1 is loopback, which feeds may not reach; \
+             set [fetch] allow_private_networks = true to allow it"
+        );
+        assert_eq!(e.kind(), "blocked_address");
+        let e = FetchError::BlockedAddress {
+            host: "intranet.example".into(),
+            address: "10.0.0.7".parse().unwrap(),
+            class: "private",
+        };
+        assert!(
+            e.to_string()
+                .starts_with("intranet.example resolves to 10.0.0.7, which is private")
+        );
+        let e = FetchError::Timeout {
+            after: Duration::from_secs(20),
+        };
+        assert!(e.to_string().contains("timed out after 20s"));
+        let e = FetchError::TooLarge {
+            limit: 5 * 1024 * 1024,
+        };
+        assert!(e.to_string().contains("body larger than 5 MiB cap"));
+        let e = FetchError::HttpStatus {
+            status: 503,
+            retry_after: Some(Duration::from_secs(120)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the server answered HTTP 503 and asked to retry after 120s"
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
     }
 }

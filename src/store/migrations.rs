@@ -73,10 +73,12 @@ CREATE TABLE deliveries (
 );
 "#,
     // 2: digests keep their structured model (for HTML, JSON and chat renderings at delivery
-    // time), and failed deliveries wait for `next_attempt_at` before the next try.
+    // time), failed deliveries wait for `next_attempt_at` before the next try, and a delivery
+    // being made is claimed (`claimed_until`) so two processes never send it at once.
     r#"
 ALTER TABLE digests ADD COLUMN model TEXT;
 ALTER TABLE deliveries ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN last_attempt_at INTEGER;
+ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER;
 "#,
 ];

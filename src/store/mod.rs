@@ -717,23 +717,45 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Deliveries not yet made whose next attempt is due at `now`, oldest digest first.
+    /// Deliveries not yet made whose next attempt is due at `now` and that no process is
+    /// making, oldest digest first. Read-only: [`Store::claim_due_deliveries`] is what a
+    /// sender uses.
     pub fn pending_deliveries(&self, now: Timestamp) -> Result<Vec<PendingDelivery>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT d.id, d.created_at, d.period_start, d.period_end, d.match_count, d.markdown,
-                    d.model, v.channel, v.attempts
-             FROM deliveries v JOIN digests d ON d.id = v.digest_id
-             WHERE v.state = 'pending' AND v.next_attempt_at <= ?1
-             ORDER BY d.id, v.channel",
+        due_deliveries(&self.conn, now)
+    }
+
+    /// Takes the due deliveries for this process: each is claimed until `now + lease`, so a
+    /// second process (`digest --now` beside the daemon) skips it instead of sending it too.
+    /// [`Store::record_delivery`] ends the claim; a claim left by a crash expires, and a
+    /// starting daemon drops all claims at once ([`Store::release_claims`]).
+    pub fn claim_due_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease: std::time::Duration,
+    ) -> Result<Vec<PendingDelivery>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let due = due_deliveries(&tx, now)?;
+        let until = to_secs(now).saturating_add(lease.as_secs() as i64);
+        for delivery in &due {
+            tx.execute(
+                "UPDATE deliveries SET claimed_until = ?3 WHERE digest_id = ?1 AND channel = ?2",
+                params![delivery.digest.id, delivery.channel, until],
+            )?;
+        }
+        tx.commit()?;
+        Ok(due)
+    }
+
+    /// Drops every claim: called by the daemon at start, when claims left by a killed process
+    /// would otherwise hold its deliveries back until they expire.
+    pub fn release_claims(&mut self) -> Result<()> {
+        self.conn.execute(
+            "UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
+            [],
         )?;
-        let rows = stmt.query_map(params![to_secs(now)], |row| {
-            Ok(PendingDelivery {
-                digest: digest_from_row(row)?,
-                channel: row.get(7)?,
-                attempts: row.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(())
     }
 
     /// When the earliest pending delivery is due, if any is pending.
@@ -811,7 +833,7 @@ impl Store {
             "INSERT INTO deliveries (digest_id, channel, state, next_attempt_at)
              VALUES (?1, ?2, 'pending', 0)
              ON CONFLICT(digest_id, channel) DO UPDATE SET state = 'pending', attempts = 0,
-                 last_error = NULL, next_attempt_at = 0",
+                 last_error = NULL, next_attempt_at = 0, claimed_until = NULL",
             params![digest_id, channel],
         )?;
         tx.commit()?;
@@ -831,14 +853,15 @@ impl Store {
         match outcome {
             Ok(()) => self.conn.execute(
                 "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1,
-                        delivered_at = ?3, last_attempt_at = ?3, last_error = NULL
+                        delivered_at = ?3, last_attempt_at = ?3, last_error = NULL,
+                        claimed_until = NULL
                  WHERE digest_id = ?1 AND channel = ?2",
                 params![digest_id, channel, to_secs(now)],
             )?,
             Err(error) => self.conn.execute(
                 "UPDATE deliveries SET state = CASE WHEN ?4 IS NULL THEN 'failed' ELSE 'pending' END,
                         attempts = attempts + 1, last_error = ?3, last_attempt_at = ?5,
-                        next_attempt_at = COALESCE(?4, next_attempt_at)
+                        next_attempt_at = COALESCE(?4, next_attempt_at), claimed_until = NULL
                  WHERE digest_id = ?1 AND channel = ?2",
                 params![
                     digest_id,
@@ -892,6 +915,25 @@ fn digest_input(conn: &Connection, now: Timestamp) -> Result<DigestInput> {
         feeds_polled: feeds_polled as u64,
         failing_feeds,
     })
+}
+
+fn due_deliveries(conn: &Connection, now: Timestamp) -> Result<Vec<PendingDelivery>> {
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.created_at, d.period_start, d.period_end, d.match_count, d.markdown,
+                d.model, v.channel, v.attempts
+         FROM deliveries v JOIN digests d ON d.id = v.digest_id
+         WHERE v.state = 'pending' AND v.next_attempt_at <= ?1
+               AND (v.claimed_until IS NULL OR v.claimed_until <= ?1)
+         ORDER BY d.id, v.channel",
+    )?;
+    let rows = stmt.query_map(params![to_secs(now)], |row| {
+        Ok(PendingDelivery {
+            digest: digest_from_row(row)?,
+            channel: row.get(7)?,
+            attempts: row.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn digest_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DigestRow> {
@@ -1070,6 +1112,13 @@ mod tests {
         );
         // Resend queues it again, due now; an unknown digest is refused.
         assert!(store.requeue_delivery(digest.id, "stdout").unwrap());
+        // A claimed delivery is invisible to a second sender until released or expired.
+        let claimed = store
+            .claim_due_deliveries(now, Duration::from_secs(600))
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert!(store.pending_deliveries(now).unwrap().is_empty());
+        store.release_claims().unwrap();
         assert!(!store.requeue_delivery(999, "stdout").unwrap());
         assert_eq!(store.pending_deliveries(now).unwrap().len(), 1);
 

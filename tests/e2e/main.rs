@@ -1,5 +1,8 @@
 //! End-to-end tests: the real binary against real local HTTP servers and a real SQLite file.
 //! One test binary with modules, so the suite links once.
 
+mod daemon;
+mod fetch;
 mod pipeline;
 mod support;
+mod systemd;

@@ -24,6 +24,9 @@ pub enum Behaviour {
     Reset,
     /// Accept the request and never answer.
     Hang,
+    /// Answer normally but send the body with `Transfer-Encoding: chunked` (no `Content-Length`),
+    /// in chunks of at most this many bytes.
+    Chunked { chunk: usize },
 }
 
 /// A scripted answer.
@@ -199,10 +202,10 @@ fn serve_connection(mut stream: TcpStream, state: &Mutex<State>) {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("if-none-match"))
             .map(|(_, v)| v.clone());
-        if let (Some(etag), Some(sent)) = (&response.etag, &if_none_match) {
-            if etag == sent {
-                response = Response::status(304);
-            }
+        if let (Some(etag), Some(sent)) = (&response.etag, &if_none_match)
+            && etag == sent
+        {
+            response = Response::status(304);
         }
         state.lock().unwrap().seen.push(SeenRequest {
             path,
@@ -241,6 +244,26 @@ fn write_response(stream: &mut TcpStream, response: &Response) -> bool {
                 }
             }
             false
+        }
+        Behaviour::Chunked { chunk } => {
+            let mut head = format!("HTTP/1.1 {} X\r\n", response.status);
+            for (name, value) in &response.headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            if stream.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            for piece in response.body.chunks((*chunk).max(1)) {
+                let size = format!("{:x}\r\n", piece.len());
+                if stream.write_all(size.as_bytes()).is_err()
+                    || stream.write_all(piece).is_err()
+                    || stream.write_all(b"\r\n").is_err()
+                {
+                    return false;
+                }
+            }
+            stream.write_all(b"0\r\n\r\n").is_ok() && stream.flush().is_ok()
         }
         Behaviour::Normal => {
             let mut head = format!("HTTP/1.1 {} X\r\n", response.status);
@@ -329,4 +352,80 @@ pub fn success(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A `storywatch run` daemon started by a test; killed when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `storywatch --config storywatch.toml run` in `dir`, logging at info to `dir/daemon.log`.
+    pub fn start(dir: &Path) -> Daemon {
+        let log = dir.join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let file = std::fs::File::create(&log).expect("create daemon log");
+        let child = Command::new(env!("CARGO_BIN_EXE_storywatch"))
+            .args(["--config", "storywatch.toml", "--log-format", "text", "run"])
+            .current_dir(dir)
+            .env("RUST_LOG", "storywatch=info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn storywatch run");
+        Daemon { child, log }
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 50 ms until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
 }

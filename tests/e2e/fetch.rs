@@ -1,0 +1,392 @@
+//! The fetcher against a real local HTTP server that behaves well, badly and maliciously.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use storywatch::feeds::{FetchError, FetchOutcome, FetchSettings, Fetcher, Validators, parse_feed};
+
+use crate::support::{Behaviour, Response, TestServer};
+
+const RSS: &str = "application/rss+xml; charset=utf-8";
+
+fn settings(allow_private_networks: bool) -> FetchSettings {
+    FetchSettings {
+        timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(1),
+        max_body_bytes: 64 * 1024,
+        allow_private_networks,
+        user_agent: "storywatch-test/1.0".into(),
+    }
+}
+
+fn fetcher() -> Fetcher {
+    Fetcher::new(settings(true)).unwrap()
+}
+
+async fn fetch_err(fetcher: &Fetcher, url: &str) -> FetchError {
+    match fetcher.fetch(url, &Validators::default()).await {
+        Ok(outcome) => panic!("expected an error for {url}, got {outcome:?}"),
+        Err(e) => e,
+    }
+}
+
+fn feed_body() -> Vec<u8> {
+    std::fs::read(crate::support::fixture("rss2_basic.xml")).unwrap()
+}
+
+#[tokio::test]
+async fn ok_returns_body_validators_and_sends_user_agent() {
+    let server = TestServer::start();
+    server.route(
+        "/feed",
+        Response::ok(RSS, feed_body())
+            .header("Last-Modified", "Tue, 12 Mar 2024 10:00:00 GMT")
+            .with_etag("\"v1\""),
+    );
+    let outcome = fetcher()
+        .fetch(&server.url("/feed"), &Validators::default())
+        .await
+        .unwrap();
+    let FetchOutcome::Fetched {
+        body,
+        content_type,
+        validators,
+        final_url,
+        moved_permanently_to,
+    } = outcome
+    else {
+        panic!("expected a body");
+    };
+    assert_eq!(body, feed_body());
+    assert_eq!(content_type.as_deref(), Some(RSS));
+    assert_eq!(validators.etag.as_deref(), Some("\"v1\""));
+    assert_eq!(
+        validators.last_modified.as_deref(),
+        Some("Tue, 12 Mar 2024 10:00:00 GMT")
+    );
+    assert_eq!(final_url, server.url("/feed"));
+    assert_eq!(moved_permanently_to, None);
+    let seen = server.requests_for("/feed");
+    assert_eq!(seen[0].header("user-agent"), Some("storywatch-test/1.0"));
+    assert!(
+        seen[0]
+            .header("accept")
+            .unwrap()
+            .contains("application/rss+xml")
+    );
+    // And what came back is a feed the parser reads.
+    let feed = parse_feed(&body, content_type.as_deref(), &final_url).unwrap();
+    assert_eq!(feed.items.len(), 2);
+}
+
+#[tokio::test]
+async fn conditional_get_gives_not_modified() {
+    let server = TestServer::start();
+    server.route("/feed", Response::ok(RSS, feed_body()).with_etag("\"v1\""));
+    let validators = Validators {
+        etag: Some("\"v1\"".into()),
+        last_modified: Some("Tue, 12 Mar 2024 10:00:00 GMT".into()),
+    };
+    let outcome = fetcher()
+        .fetch(&server.url("/feed"), &validators)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, FetchOutcome::NotModified), "{outcome:?}");
+    let seen = &server.requests_for("/feed")[0];
+    assert_eq!(seen.header("if-none-match"), Some("\"v1\""));
+    assert_eq!(
+        seen.header("if-modified-since"),
+        Some("Tue, 12 Mar 2024 10:00:00 GMT")
+    );
+    assert_eq!(seen.status, 304);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn gzip_body_is_decoded() {
+    let server = TestServer::start();
+    server.route(
+        "/feed",
+        Response::ok(RSS, gzip(&feed_body())).header("Content-Encoding", "gzip"),
+    );
+    let outcome = fetcher()
+        .fetch(&server.url("/feed"), &Validators::default())
+        .await
+        .unwrap();
+    let FetchOutcome::Fetched { body, .. } = outcome else {
+        panic!("expected a body");
+    };
+    assert_eq!(body, feed_body());
+    let seen = &server.requests_for("/feed")[0];
+    assert!(
+        seen.header("accept-encoding")
+            .unwrap_or("")
+            .contains("gzip")
+    );
+}
+
+#[tokio::test]
+async fn body_over_the_cap_is_refused_with_and_without_content_length() {
+    let server = TestServer::start();
+    let big = vec![b'x'; 100 * 1024];
+    server.route("/declared", Response::ok(RSS, big.clone()));
+    server.route(
+        "/chunked",
+        Response::ok(RSS, big.clone()).behave(Behaviour::Chunked { chunk: 4096 }),
+    );
+    // A small compressed body that inflates past the cap: the cap applies after decoding.
+    server.route(
+        "/bomb",
+        Response::ok(RSS, gzip(&vec![0u8; 1024 * 1024])).header("Content-Encoding", "gzip"),
+    );
+    let fetcher = fetcher();
+    for path in ["/declared", "/chunked", "/bomb"] {
+        let err = fetch_err(&fetcher, &server.url(path)).await;
+        assert_eq!(err.kind(), "too_large", "{path}: {err}");
+        assert!(
+            err.to_string().contains("body larger than 64 KiB cap"),
+            "{err}"
+        );
+    }
+    // Under the cap, chunked bodies arrive whole.
+    server.route(
+        "/small",
+        Response::ok(RSS, feed_body()).behave(Behaviour::Chunked { chunk: 100 }),
+    );
+    let outcome = fetcher
+        .fetch(&server.url("/small"), &Validators::default())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, FetchOutcome::Fetched { body, .. } if body == feed_body()));
+}
+
+#[tokio::test]
+async fn trickling_server_hits_the_total_timeout() {
+    let server = TestServer::start();
+    server.route(
+        "/slow",
+        Response::status(200).behave(Behaviour::Trickle {
+            every: Duration::from_millis(100),
+        }),
+    );
+    let fetcher = Fetcher::new(FetchSettings {
+        timeout: Duration::from_secs(1),
+        ..settings(true)
+    })
+    .unwrap();
+    let started = Instant::now();
+    let err = fetch_err(&fetcher, &server.url("/slow")).await;
+    assert_eq!(err.kind(), "timeout", "{err}");
+    assert!(err.to_string().contains("timed out after 1s"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn hanging_server_hits_the_total_timeout() {
+    let server = TestServer::start();
+    server.route("/hang", Response::status(200).behave(Behaviour::Hang));
+    let fetcher = Fetcher::new(FetchSettings {
+        timeout: Duration::from_secs(1),
+        ..settings(true)
+    })
+    .unwrap();
+    let started = Instant::now();
+    let err = fetch_err(&fetcher, &server.url("/hang")).await;
+    assert_eq!(err.kind(), "timeout", "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn connection_reset_is_a_network_error() {
+    let server = TestServer::start();
+    server.route("/reset", Response::status(200).behave(Behaviour::Reset));
+    let err = fetch_err(&fetcher(), &server.url("/reset")).await;
+    assert!(matches!(err.kind(), "network" | "connect"), "{err}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_connect_error() {
+    // Bind and drop a listener to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = fetch_err(&fetcher(), &format!("http://127.0.0.1:{port}/feed")).await;
+    assert_eq!(err.kind(), "connect", "{err}");
+}
+
+#[tokio::test]
+async fn error_statuses_are_reported_with_retry_after() {
+    let server = TestServer::start();
+    server.route("/boom", Response::status(500));
+    server.route("/busy", Response::status(503).header("Retry-After", "120"));
+    let fetcher = fetcher();
+    let err = fetch_err(&fetcher, &server.url("/boom")).await;
+    assert!(
+        matches!(
+            err,
+            FetchError::HttpStatus {
+                status: 500,
+                retry_after: None
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.kind(), "http_status");
+    let err = fetch_err(&fetcher, &server.url("/missing")).await;
+    assert!(
+        matches!(err, FetchError::HttpStatus { status: 404, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("404"));
+    let err = fetch_err(&fetcher, &server.url("/busy")).await;
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(120)), "{err}");
+}
+
+#[tokio::test]
+async fn permanent_redirect_is_reported_and_temporary_is_not() {
+    let server = TestServer::start();
+    server.route("/new", Response::ok(RSS, feed_body()));
+    server.route("/old", Response::status(301).header("Location", "/new"));
+    server.route(
+        "/old308",
+        Response::status(308).header("Location", &server.url("/new")),
+    );
+    server.route("/temp", Response::status(302).header("Location", "/new"));
+    server.route(
+        "/perm-then-temp",
+        Response::status(301).header("Location", "/temp"),
+    );
+    let fetcher = fetcher();
+    for (path, moved) in [
+        ("/old", Some(server.url("/new"))),
+        ("/old308", Some(server.url("/new"))),
+        ("/temp", None),
+        ("/perm-then-temp", Some(server.url("/temp"))),
+    ] {
+        let outcome = fetcher
+            .fetch(&server.url(path), &Validators::default())
+            .await
+            .unwrap();
+        let FetchOutcome::Fetched {
+            final_url,
+            moved_permanently_to,
+            body,
+            ..
+        } = outcome
+        else {
+            panic!("expected a body for {path}");
+        };
+        assert_eq!(body, feed_body(), "{path}");
+        assert_eq!(final_url, server.url("/new"), "{path}");
+        assert_eq!(moved_permanently_to, moved, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn redirect_loops_and_long_chains_stop() {
+    let server = TestServer::start();
+    server.route("/a", Response::status(302).header("Location", "/b"));
+    server.route("/b", Response::status(301).header("Location", "/a"));
+    for i in 0..10 {
+        server.route(
+            &format!("/chain{i}"),
+            Response::status(302).header("Location", &format!("/chain{}", i + 1)),
+        );
+    }
+    let fetcher = fetcher();
+    let err = fetch_err(&fetcher, &server.url("/a")).await;
+    assert_eq!(err.kind(), "redirect_loop", "{err}");
+    assert_eq!(server.requests_for("/a").len(), 1);
+    let err = fetch_err(&fetcher, &server.url("/chain0")).await;
+    assert_eq!(err.kind(), "too_many_redirects", "{err}");
+}
+
+#[tokio::test]
+async fn private_addresses_are_blocked_unless_allowed() {
+    let server = TestServer::start();
+    server.route("/feed", Response::ok(RSS, feed_body()));
+    let guarded = Fetcher::new(settings(false)).unwrap();
+    let err = fetch_err(&guarded, &server.url("/feed")).await;
+    assert_eq!(err.kind(), "blocked_address", "{err}");
+    assert!(err.to_string().contains("127.0.0.1"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("set [fetch] allow_private_networks = true"),
+        "{err}"
+    );
+    // A name that resolves to loopback is caught after resolution.
+    let by_name = server.url("/feed").replace("127.0.0.1", "localhost");
+    let err = fetch_err(&guarded, &by_name).await;
+    assert_eq!(err.kind(), "blocked_address", "{err}");
+    // IPv4-mapped IPv6 spelling of loopback.
+    let mapped = server
+        .url("/feed")
+        .replace("127.0.0.1", "[::ffff:127.0.0.1]");
+    let err = fetch_err(&guarded, &mapped).await;
+    assert_eq!(err.kind(), "blocked_address", "{err}");
+    assert!(
+        server.requests_for("/feed").is_empty(),
+        "nothing reached the server"
+    );
+
+    let open = fetcher();
+    for url in [server.url("/feed"), by_name] {
+        let outcome = open.fetch(&url, &Validators::default()).await.unwrap();
+        assert!(matches!(outcome, FetchOutcome::Fetched { .. }), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn non_http_schemes_are_refused_including_via_redirect() {
+    let fetcher = fetcher();
+    for url in [
+        "file:///etc/passwd",
+        "ftp://example.com/feed.xml",
+        "gopher://example.com/",
+        "not a url",
+        "javascript:alert(1)",
+    ] {
+        let err = fetch_err(&fetcher, url).await;
+        assert_eq!(err.kind(), "invalid_url", "{url}: {err}");
+    }
+    let server = TestServer::start();
+    server.route(
+        "/to-file",
+        Response::status(302).header("Location", "file:///etc/passwd"),
+    );
+    let err = fetch_err(&fetcher, &server.url("/to-file")).await;
+    assert_eq!(err.kind(), "invalid_url", "{err}");
+}
+
+#[tokio::test]
+async fn charset_from_the_header_reaches_the_parser() {
+    let server = TestServer::start();
+    let body = b"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Caf\xe9</title><item><title>Pr\xe9cis</title><guid>1</guid></item></channel></rss>".to_vec();
+    server.route(
+        "/latin",
+        Response::ok("application/rss+xml; charset=ISO-8859-1", body),
+    );
+    let outcome = fetcher()
+        .fetch(&server.url("/latin"), &Validators::default())
+        .await
+        .unwrap();
+    let FetchOutcome::Fetched {
+        body,
+        content_type,
+        final_url,
+        ..
+    } = outcome
+    else {
+        panic!("expected a body");
+    };
+    let feed = parse_feed(&body, content_type.as_deref(), &final_url).unwrap();
+    assert_eq!(feed.title.as_deref(), Some("Café"));
+    assert_eq!(feed.items[0].title, "Précis");
+}

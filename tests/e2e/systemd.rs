@@ -1,0 +1,73 @@
+//! The shipped unit files pass `systemd-analyze verify`, and the system unit's sandbox rates
+//! "OK" or better (`systemd-analyze security` exposure ≤ 2.0).
+
+use std::path::Path;
+use std::process::Command;
+
+/// Copies a shipped unit into `dir`, pointing `ExecStart` at the freshly built binary so
+/// `verify` can check the executable exists.
+fn unit_copy(dir: &Path, name: &str) -> std::path::PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("systemd")
+        .join(name);
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    let exec = text
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .and_then(|l| l.trim_start_matches("ExecStart=").split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let path = dir.join(name);
+    std::fs::write(&path, text.replace(&exec, env!("CARGO_BIN_EXE_storywatch"))).unwrap();
+    path
+}
+
+fn analyze(args: &[&str], runtime_dir: &Path) -> (bool, String) {
+    let output = Command::new("systemd-analyze")
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime_dir)
+        .output()
+        .expect("systemd-analyze is missing: install Debian's `systemd` package (.ci/run does)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn units_verify_and_the_system_unit_is_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let system = unit_copy(dir.path(), "storywatch.service");
+    let user = unit_copy(dir.path(), "storywatch-user.service");
+
+    let (ok, text) = analyze(&["verify", system.to_str().unwrap()], &runtime);
+    assert!(
+        ok && text.trim().is_empty(),
+        "system unit does not verify:\n{text}"
+    );
+    let (ok, text) = analyze(&["--user", "verify", user.to_str().unwrap()], &runtime);
+    assert!(
+        ok && text.trim().is_empty(),
+        "user unit does not verify:\n{text}"
+    );
+
+    let (_, text) = analyze(
+        &["security", "--offline=true", system.to_str().unwrap()],
+        &runtime,
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no rating:\n{text}"));
+    let exposure: f64 = line
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(exposure <= 2.0, "exposure {exposure} > 2.0:\n{text}");
+}
