@@ -6,11 +6,26 @@ pub const CONFIG: &str = include_str!("../config/storywatch.toml");
 
 /// The default story's seed files (`seeds/`), as (file name, contents).
 pub const SEED_FILES: &[(&str, &str)] = &[
-    ("000_626ea2df4fb03446.txt", include_str!("../seeds/000_626ea2df4fb03446.txt")),
-    ("001_2a5f8e6a494c3f39.txt", include_str!("../seeds/001_2a5f8e6a494c3f39.txt")),
-    ("002_8c022bc2c889c5a5.txt", include_str!("../seeds/002_8c022bc2c889c5a5.txt")),
-    ("003_3dae84ab3fd43ab9.txt", include_str!("../seeds/003_3dae84ab3fd43ab9.txt")),
-    ("004_eb0f658c01f191c2.txt", include_str!("../seeds/004_eb0f658c01f191c2.txt")),
+    (
+        "000_626ea2df4fb03446.txt",
+        include_str!("../seeds/000_626ea2df4fb03446.txt"),
+    ),
+    (
+        "001_2a5f8e6a494c3f39.txt",
+        include_str!("../seeds/001_2a5f8e6a494c3f39.txt"),
+    ),
+    (
+        "002_8c022bc2c889c5a5.txt",
+        include_str!("../seeds/002_8c022bc2c889c5a5.txt"),
+    ),
+    (
+        "003_3dae84ab3fd43ab9.txt",
+        include_str!("../seeds/003_3dae84ab3fd43ab9.txt"),
+    ),
+    (
+        "004_eb0f658c01f191c2.txt",
+        include_str!("../seeds/004_eb0f658c01f191c2.txt"),
+    ),
     ("seeds.toml", include_str!("../seeds/seeds.toml")),
 ];
 

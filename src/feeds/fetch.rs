@@ -125,7 +125,7 @@ pub enum FetchError {
     },
     /// The body is larger than `max_body_bytes`.
     #[error(
-        "body larger than {} cap; raise [fetch] max_body_bytes if this feed is really that big",
+        "body larger than {} cap; raise [fetch] max_body_size if this feed is really that big",
         fmt_bytes(*.limit)
     )]
     TooLarge {
@@ -216,9 +216,9 @@ fn fmt_duration(d: Duration) -> String {
 
 fn fmt_bytes(n: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n / 1024)
     } else {
         format!("{n} bytes")

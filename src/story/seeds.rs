@@ -157,6 +157,27 @@ pub fn load_seeds(dir: &Path) -> Result<Vec<BaselineArticle>, SeedError> {
     Ok(articles)
 }
 
+/// Loads baseline articles carried in memory as (file name, contents) pairs, the way the binary
+/// bundles the default story: `*.txt` entries are articles, `seeds.toml` is the manifest.
+pub fn load_seed_files(files: &[(&str, &str)]) -> Result<Vec<BaselineArticle>, SeedError> {
+    let origin = Path::new("<bundled seeds>");
+    let mut articles: Vec<BaselineArticle> = files
+        .iter()
+        .filter_map(|(name, text)| Some((name.strip_suffix(".txt")?, text)))
+        .map(|(id, text)| parse_article(id, text))
+        .collect();
+    articles.sort_by(|a, b| a.id.cmp(&b.id));
+    if articles.is_empty() {
+        return Err(SeedError::NoSeeds {
+            path: origin.to_path_buf(),
+        });
+    }
+    if let Some((_, manifest)) = files.iter().find(|(name, _)| *name == MANIFEST) {
+        apply_manifest(&origin.join(MANIFEST), manifest, &mut articles)?;
+    }
+    Ok(articles)
+}
+
 /// Applies the manifest `text` (read from `path`) to the parsed articles.
 fn apply_manifest(
     path: &Path,

@@ -458,10 +458,10 @@ pub fn for_each_term(text: &str, mut f: impl FnMut(String)) {
         }
         if let Some(t) = word_term(word, caps) {
             // Two-word synonyms of counternarcotics ("anti-drug", "drug control").
-            if let Some(p) = &previous {
-                if PHRASES.iter().any(|(a, b)| p == a && t == *b) {
-                    f("counternarcot".to_string());
-                }
+            if let Some(p) = &previous
+                && PHRASES.iter().any(|(a, b)| p == a && t == *b)
+            {
+                f("counternarcot".to_string());
             }
             previous = Some(t.clone());
             f(t);
