@@ -2,7 +2,9 @@
 //! One test binary with modules, so the suite links once.
 
 mod daemon;
+mod digest;
 mod fetch;
 mod pipeline;
+mod smtp_server;
 mod support;
 mod systemd;

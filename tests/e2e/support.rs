@@ -88,6 +88,8 @@ pub struct SeenRequest {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub status: u16,
+    /// The request body (empty for GET).
+    pub body: Vec<u8>,
 }
 
 impl SeenRequest {
@@ -211,6 +213,7 @@ fn serve_connection(mut stream: TcpStream, state: &Mutex<State>) {
             path,
             headers,
             status: response.status,
+            body,
         });
         if !write_response(&mut stream, &response) {
             return;

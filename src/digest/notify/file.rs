@@ -11,7 +11,9 @@ use crate::store::DigestRow;
 /// Writes the digest to `folder/YYYY-MM-DD.md` (local date of the digest), or
 /// `YYYY-MM-DD-<id>.md` when another digest already has that day's name. The file appears
 /// whole or not at all (written to a temporary name, synced, then renamed), and writing the
-/// same digest twice leaves one file.
+/// same digest twice leaves one file. The file ends with an invisible
+/// `<!-- storywatch digest ID -->` line: two digests can have the same text (two empty ones in
+/// the same minute), so the id, not the content, says whether the file is this digest's.
 pub(super) fn deliver(
     folder: &Path,
     digest: &DigestRow,
@@ -24,15 +26,17 @@ pub(super) fn deliver(
     std::fs::create_dir_all(folder).map_err(error)?;
     let date = digest.created_at.to_zoned(zone.clone()).date();
     let plain = folder.join(format!("{date}.md"));
+    let marker = format!("<!-- storywatch digest {} -->\n", digest.id);
     let target = match std::fs::read_to_string(&plain) {
         Err(_) => plain,
-        Ok(existing) if existing == digest.markdown => return Ok(plain),
+        Ok(existing) if existing.ends_with(&marker) => return Ok(plain),
         Ok(_) => folder.join(format!("{date}-{}.md", digest.id)),
     };
+    let content = format!("{}\n{marker}", digest.markdown);
     let temporary = folder.join(format!(".{date}-{}.md.tmp", digest.id));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(digest.markdown.as_bytes())?;
+        file.write_all(content.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&temporary, &target)
     };
@@ -69,6 +73,11 @@ mod tests {
         let second = deliver(dir.path(), &digest(2, "two"), &tokyo).unwrap();
         assert!(second.ends_with("2026-03-02-2.md"), "{second:?}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Same text, different digest: its own file.
+        let third = deliver(dir.path(), &digest(3, "one"), &tokyo).unwrap();
+        assert!(third.ends_with("2026-03-02-3.md"), "{third:?}");
+        let text = std::fs::read_to_string(&first).unwrap();
+        assert_eq!(text, "one\n<!-- storywatch digest 1 -->\n");
     }
 
     #[test]
