@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use crate::config::RelatedMode;
 
 use super::model::{Digest, is_http};
-use super::render::{compact_count_line, footer_health_line, footer_period_line, verdict_label};
+use super::render::{
+    about_word, compact_count_line, footer_health_line, footer_period_line, verdict_label,
+};
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub fn escape_html(text: &str) -> String {
@@ -134,7 +136,7 @@ pub fn to_html(digest: &Digest) -> String {
                 let about = c
                     .baseline_title
                     .as_deref()
-                    .map(|t| format!(" of <em>{}</em>", escape_html(t)))
+                    .map(|t| format!(" {} <em>{}</em>", about_word(c.verdict), escape_html(t)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,

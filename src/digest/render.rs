@@ -95,7 +95,7 @@ pub fn to_markdown(digest: &Digest) -> String {
                 let about = c
                     .baseline_title
                     .as_deref()
-                    .map(|t| format!(" of *{}*", escape(t)))
+                    .map(|t| format!(" {} *{}*", about_word(c.verdict), escape(t)))
                     .unwrap_or_default();
                 let also = if c.also_reported_by.is_empty() {
                     String::new()
@@ -149,6 +149,14 @@ pub fn verdict_label(kind: VerdictKind) -> &'static str {
         VerdictKind::ReReport => "re-report",
         VerdictKind::Related => "related",
         VerdictKind::OffTopic => "off-topic",
+    }
+}
+
+/// "re-report *of* X", "related *to* X".
+pub fn about_word(kind: VerdictKind) -> &'static str {
+    match kind {
+        VerdictKind::ReReport => "of",
+        _ => "to",
     }
 }
 
