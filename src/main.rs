@@ -817,6 +817,28 @@ fn check(config: &Config) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     )?;
+    let mut unreadable = Vec::new();
+    for n in &config.notify {
+        let secret = match storywatch::digest::notify::check_secret(n) {
+            Ok(()) => String::new(),
+            Err(err) => {
+                unreadable.push(n.name.clone());
+                format!("\n            PROBLEM: {err}")
+            }
+        };
+        writeln!(
+            out,
+            "  {:<10}{}{secret}",
+            n.name,
+            storywatch::digest::notify::describe(n)
+        )?;
+    }
+    if !unreadable.is_empty() {
+        bail!(
+            "the secret of channel(s) {} cannot be read (see above); deliveries to them would fail",
+            unreadable.join(", ")
+        );
+    }
     writeln!(
         out,
         "story:    {} ({} baseline articles)",

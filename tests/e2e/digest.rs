@@ -531,6 +531,37 @@ fn digest_list_show_resend_and_atom_export() {
     );
 }
 
+#[test]
+fn check_lists_channels_and_fails_on_an_unreadable_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &[],
+        &webhook_notify(
+            "hook",
+            "http://127.0.0.1:9/Hook?token=t0ken",
+            "slack",
+            "secret_env = \"SW_E2E_HOOK_SECRET\"",
+        ),
+    );
+    let out = run(dir.path(), &["check"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("SW_E2E_HOOK_SECRET is not set"), "{stdout}");
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_storywatch"))
+        .args(["--config", "storywatch.toml", "check"])
+        .current_dir(dir.path())
+        .env("SW_E2E_HOOK_SECRET", "s")
+        .output()
+        .unwrap();
+    let stdout = success(&ok);
+    assert!(
+        stdout.contains("webhook slack → http://127.0.0.1:9/Hook, signed"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("t0ken"), "{stdout}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crash tests with the real daemon.
 

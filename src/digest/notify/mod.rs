@@ -123,5 +123,44 @@ pub async fn deliver(
     }
 }
 
+/// One line saying where a channel delivers, for `storywatch check` (no secrets in it).
+pub fn describe(notify: &NotifyConfig) -> String {
+    match &notify.channel {
+        Channel::File { folder } => format!("file → {}", folder.display()),
+        Channel::Stdout => "stdout".to_string(),
+        Channel::Smtp(c) => format!(
+            "smtp {}:{} ({:?}) from {} → {}",
+            c.host,
+            c.port,
+            c.tls,
+            c.from,
+            c.to.join(", ")
+        )
+        .replace("(None)", "(plain)")
+        .replace("(Starttls)", "(STARTTLS)")
+        .replace("(Tls)", "(TLS)"),
+        Channel::Webhook(c) => format!(
+            "webhook {} → {}{}",
+            format!("{:?}", c.format).to_lowercase(),
+            webhook::shown_url(&c.url),
+            if c.secret.is_some() { ", signed" } else { "" }
+        ),
+    }
+}
+
+/// Reads the channel's password or secret now, so `storywatch check` can report a missing file
+/// or variable before the first digest is due.
+pub fn check_secret(notify: &NotifyConfig) -> Result<(), NotifyError> {
+    let source = match &notify.channel {
+        Channel::Smtp(c) => c.password.as_ref(),
+        Channel::Webhook(c) => c.secret.as_ref(),
+        _ => None,
+    };
+    if let Some(source) = source {
+        source.read()?;
+    }
+    Ok(())
+}
+
 pub use smtp::build_message;
 pub use webhook::{body_for, sign};

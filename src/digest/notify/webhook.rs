@@ -96,7 +96,7 @@ fn header_text(text: &str) -> String {
 }
 
 /// The URL without its query and fragment (which may carry a token), for messages.
-fn shown_url(url: &str) -> String {
+pub(super) fn shown_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             parsed.set_query(None);
