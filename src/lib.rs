@@ -12,6 +12,8 @@ pub mod duration;
 pub mod feeds;
 pub mod item;
 pub mod pipeline;
+pub mod review;
 pub mod service;
 pub mod store;
 pub mod story;
+pub mod web;
