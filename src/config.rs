@@ -18,8 +18,7 @@ use toml::Spanned;
 use crate::duration::parse_duration;
 use crate::story::Tuning;
 
-/// The bundled default configuration, used when no `--config` is given.
-pub const BUNDLED_CONFIG: &str = include_str!("../config/storywatch.toml");
+use crate::bundled::CONFIG as BUNDLED_CONFIG;
 
 /// Where a configuration came from; error messages and relative paths depend on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,10 +109,19 @@ pub struct StorageConfig {
 pub struct StoryConfig {
     /// Display name.
     pub name: String,
-    /// The seed folder, resolved and checked to exist.
-    pub seeds: PathBuf,
+    /// Where the baseline articles come from.
+    pub seeds: SeedSource,
     /// Add/boost/exclude terms.
     pub tuning: Tuning,
+}
+
+/// Where a story's baseline articles come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedSource {
+    /// A folder, resolved and checked to exist.
+    Folder(PathBuf),
+    /// The copy of `seeds/` compiled into the binary (the bundled config's story).
+    Bundled,
 }
 
 /// `[fetch]`: how feeds are fetched.
@@ -478,7 +486,12 @@ impl Config {
 
         let seeds_span = raw.story.seeds.span();
         let seeds = base.join(raw.story.seeds.get_ref());
-        if !seeds.is_dir() {
+        let seed_source = if origin == ConfigOrigin::Bundled {
+            SeedSource::Bundled
+        } else {
+            SeedSource::Folder(seeds.clone())
+        };
+        if origin != ConfigOrigin::Bundled && !seeds.is_dir() {
             return Err(locate(
                 Some(seeds_span),
                 format!(
@@ -593,7 +606,7 @@ impl Config {
             },
             story: StoryConfig {
                 name: raw.story.name,
-                seeds,
+                seeds: seed_source,
                 tuning: raw.story.tuning,
             },
             fetch: FetchConfig {
@@ -811,7 +824,10 @@ mod tests {
                 folder: seeds_base().join("out")
             }
         );
-        assert_eq!(config.story.seeds, seeds_base().join("../seeds"));
+        assert_eq!(
+            config.story.seeds,
+            SeedSource::Folder(seeds_base().join("../seeds"))
+        );
     }
 
     #[test]
@@ -835,7 +851,7 @@ mod tests {
                 folder: state.join("digests")
             }
         );
-        assert_eq!(config.story.seeds, seeds_base().join("../seeds"));
+        assert_eq!(config.story.seeds, SeedSource::Bundled);
     }
 
     #[test]

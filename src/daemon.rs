@@ -150,12 +150,14 @@ pub async fn run(
         .unwrap_or(MAX_SLEEP)
         .min(MAX_SLEEP);
 
+    let mut reload_requested = false;
     loop {
         notifier.watchdog();
         if shutdown.is_requested() {
             break;
         }
-        if reload.has_changed().unwrap_or(false) {
+        if reload_requested || reload.has_changed().unwrap_or(false) {
+            reload_requested = false;
             reload.borrow_and_update();
             notifier.reloading();
             match load().and_then(|(config, story)| {
@@ -259,7 +261,8 @@ pub async fn run(
             .min(heartbeat);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            _ = reload.changed() => {}
+            // `changed` marks the new value seen, so remember the request for the next turn.
+            _ = reload.changed() => reload_requested = true,
             _ = shutdown.requested() => break,
         }
     }

@@ -5,11 +5,13 @@
 //! continues the story, [`store`] keeps everything in SQLite, [`digest`] builds and delivers the
 //! daily digest, and [`daemon`] wires the stages together on a schedule.
 
+pub mod bundled;
 pub mod config;
 pub mod daemon;
 pub mod digest;
 pub mod duration;
 pub mod feeds;
+pub mod install;
 pub mod item;
 pub mod pipeline;
 pub mod review;

@@ -111,6 +111,39 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Measure the matcher on labelled items (JSON lines as in the shared eval set).
+    ///
+    /// Prints precision, recall, F1, miss and false-alarm rates, the TDT detection cost at the
+    /// shipped and at the best threshold, follow-up vs re-report accuracy, a confusion table, and
+    /// two reference matchers (a keyword query and tf-idf cosine) on the same items.
+    Eval {
+        /// The labelled file: one JSON object per line with id, title, summary, published, grade.
+        #[arg(long, value_name = "FILE")]
+        labels: PathBuf,
+        /// Also list every mistake with the matcher's explanation.
+        #[arg(long)]
+        errors: bool,
+    },
+    /// Install storywatch as a systemd service.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ServiceCommand {
+    /// Write the unit file, a config and the seeds where systemd and storywatch find them.
+    ///
+    /// System (default, as root): /etc/systemd/system/storywatch.service and /etc/storywatch/.
+    /// User (--user): ~/.config/systemd/user/storywatch.service and ~/.config/storywatch/.
+    /// An existing config or seed file is kept. Then run the `systemctl` commands printed.
+    Install {
+        /// Install for your user's service manager (`systemctl --user`).
+        #[arg(long)]
+        user: bool,
+        /// Install under this folder instead of / (for packaging).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -260,9 +293,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let config = load_config(cli.config.as_ref())?;
+    // Every command but `service install` works on a configuration.
+    let config_path = cli.config.clone();
+    let config = || load_config(config_path.as_ref());
     match cli.command {
         Command::Run => {
+            let config = config()?;
             let story = Story::load(&config.story)?;
             let _lock = InstanceLock::acquire(&config.storage.database)?;
             let store = open_store(&config)?;
@@ -290,22 +326,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !once {
                 bail!("`poll` needs --once; use `storywatch run` to poll continuously");
             }
-            poll_once(config)
+            poll_once(config()?)
         }
-        Command::Classify { json } => classify(&config, json),
+        Command::Classify { json } => classify(&config()?, json),
         Command::Digest { now, dry_run } => {
             if !now && !dry_run {
                 bail!("`digest` needs --now (or --dry-run); the daemon sends digests on schedule");
             }
-            digest(config, dry_run)
+            digest(config()?, dry_run)
         }
-        Command::Items(command) => items(&config, command),
-        Command::Feeds(FeedsCommand::List { json }) => feeds_list(&config, json),
-        Command::Check => check(&config),
-        Command::Status => status(&config),
-        Command::Serve => serve(config),
-        Command::Review => review(&config),
-        Command::Rescore { dry_run } => rescore(&config, dry_run),
+        Command::Items(command) => items(&config()?, command),
+        Command::Feeds(FeedsCommand::List { json }) => feeds_list(&config()?, json),
+        Command::Check => check(&config()?),
+        Command::Status => status(&config()?),
+        Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
+        Command::Service(ServiceCommand::Install { user, root }) => service_install(user, &root),
+        Command::Serve => serve(config()?),
+        Command::Review => review(&config()?),
+        Command::Rescore { dry_run } => rescore(&config()?, dry_run),
     }
 }
 
@@ -821,5 +859,46 @@ fn rescore(config: &Config, dry_run: bool) -> Result<ExitCode> {
         Timestamp::now(),
     )?;
     review::write_rescore(&mut std::io::stdout().lock(), &report, !dry_run)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(config: &Config, labels: &std::path::Path, errors: bool) -> Result<ExitCode> {
+    use storywatch::story::eval::{evaluate, read_labels};
+    let story = Story::load(&config.story)?;
+    let text = std::fs::read_to_string(labels)
+        .with_context(|| format!("cannot read labels file {}", labels.display()))?;
+    let items = read_labels(&text).with_context(|| format!("in {}", labels.display()))?;
+    let report = evaluate(&story.profile, &items);
+    print!("{}", report.render(errors));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn service_install(user: bool, root: &std::path::Path) -> Result<ExitCode> {
+    use storywatch::install::{Scope, install};
+    let scope = if user { Scope::User } else { Scope::System };
+    let executable =
+        std::env::current_exe().context("finding this program's path for ExecStart")?;
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let done = install(scope, root, &executable, home.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    for file in &done {
+        let what = if file.written { "wrote" } else { "kept " };
+        writeln!(out, "{what} {}", file.path.display())?;
+    }
+    let systemctl = if user {
+        "systemctl --user"
+    } else {
+        "systemctl"
+    };
+    writeln!(
+        out,
+        "\nNext: edit the config, then\n  {systemctl} daemon-reload\n  {systemctl} enable --now storywatch"
+    )?;
+    let journal = if user {
+        "journalctl --user -u storywatch -f"
+    } else {
+        "journalctl -u storywatch -f"
+    };
+    writeln!(out, "Logs: {journal}")?;
     Ok(ExitCode::SUCCESS)
 }

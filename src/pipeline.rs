@@ -10,11 +10,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::config::{Config, FeedConfig, NotifyConfig, StoryConfig};
+use crate::bundled;
+use crate::config::{Config, FeedConfig, NotifyConfig, SeedSource, StoryConfig};
 use crate::digest::{self, RenderContext};
 use crate::feeds::{FetchOutcome, FetchSettings, Fetcher, parse_feed};
 use crate::item::Item;
 use crate::store::{DigestRow, FeedRow, FetchedPoll, Store, StoreError};
+use crate::story::seeds::load_seed_files;
 use crate::story::{MatchInput, Profile, Verdict, load_seeds};
 
 /// The `User-Agent` storywatch sends unless the config overrides it.
@@ -43,9 +45,15 @@ impl Story {
     /// Loads the seeds and builds the profile.
     pub fn load(config: &StoryConfig) -> anyhow::Result<Story> {
         use anyhow::Context as _;
-        let seeds = load_seeds(&config.seeds)?;
+        let (seeds, from) = match &config.seeds {
+            SeedSource::Folder(folder) => (load_seeds(folder)?, folder.display().to_string()),
+            SeedSource::Bundled => (
+                load_seed_files(bundled::SEED_FILES)?,
+                "the bundled seeds".to_string(),
+            ),
+        };
         let profile = Profile::build(seeds, &config.tuning)
-            .with_context(|| format!("building the profile from {}", config.seeds.display()))?;
+            .with_context(|| format!("building the profile from {from}"))?;
         Ok(Story {
             name: config.name.clone(),
             profile,

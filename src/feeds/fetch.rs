@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{
-    CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
-    LOCATION, RETRY_AFTER,
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, LOCATION, RETRY_AFTER,
 };
 use url::{Host, Url};
 
@@ -125,7 +125,7 @@ pub enum FetchError {
     },
     /// The body is larger than `max_body_bytes`.
     #[error(
-        "body larger than {} cap; raise [fetch] max_body_bytes if this feed is really that big",
+        "body larger than {} cap; raise [fetch] max_body_size if this feed is really that big",
         fmt_bytes(*.limit)
     )]
     TooLarge {
@@ -216,9 +216,9 @@ fn fmt_duration(d: Duration) -> String {
 
 fn fmt_bytes(n: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n / 1024)
     } else {
         format!("{n} bytes")
@@ -235,7 +235,16 @@ pub struct Fetcher {
 impl Fetcher {
     /// Builds the client: one connection pool shared by every fetch.
     pub fn new(settings: FetchSettings) -> Result<Fetcher, FetchError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            reqwest::header::HeaderValue::from_static(
+                "application/rss+xml, application/atom+xml, application/feed+json, \
+                 application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5",
+            ),
+        );
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .user_agent(settings.user_agent.as_str())
             .connect_timeout(settings.connect_timeout)
             // Belt and braces: `fetch` also wraps everything in its own timeout.

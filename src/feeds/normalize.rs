@@ -203,6 +203,7 @@ fn extract_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut i = 0;
     let mut text_start = 0;
+    let last_gt = bytes.iter().rposition(|b| *b == b'>').unwrap_or(0);
     while i < bytes.len() {
         if bytes[i] != b'<' {
             i += 1;
@@ -229,6 +230,11 @@ fn extract_text(html: &str) -> String {
             i = end.map_or(bytes.len(), |p| p + 3);
         } else if next == b'!' || next == b'?' {
             i = find_from(&lower, i, ">").map_or(bytes.len(), |p| p + 1);
+        } else if i > last_gt {
+            // No `>` anywhere after this point, so no tag can end: the rest is text
+            // (`x<y matters`). Browsers would drop it, but losing words helps nobody.
+            out.push('<');
+            i += 1;
         } else if next == b'/' && bytes.get(i + 2).is_some_and(u8::is_ascii_alphabetic) {
             let name = tag_name(&lower[i + 2..]);
             mark_boundary(&mut out, name);
@@ -275,10 +281,15 @@ fn tag_name(s: &str) -> &str {
 
 /// Finds the `>` closing a start tag, honouring quoted attribute values (which may contain `>`).
 /// Returns the index after it and whether the tag was self-closing.
-fn end_of_start_tag(bytes: &[u8], mut i: usize) -> (usize, bool) {
+///
+/// Quote tracking gives up after a few KiB (an unbalanced quote would otherwise make every later
+/// `<` rescan the rest of the input); the first `>` then ends the tag.
+fn end_of_start_tag(bytes: &[u8], start: usize) -> (usize, bool) {
+    const QUOTE_SCAN_LIMIT: usize = 4096;
     let mut quote: Option<u8> = None;
     let mut prev = 0u8;
-    while i < bytes.len() {
+    let mut i = start;
+    while i < bytes.len() && i - start < QUOTE_SCAN_LIMIT {
         let b = bytes[i];
         match quote {
             Some(q) if b == q => quote = None,
@@ -293,7 +304,13 @@ fn end_of_start_tag(bytes: &[u8], mut i: usize) -> (usize, bool) {
         }
         i += 1;
     }
-    (bytes.len(), false)
+    match bytes[start.min(bytes.len())..]
+        .iter()
+        .position(|b| *b == b'>')
+    {
+        Some(p) => (start + p + 1, false),
+        None => (bytes.len(), false),
+    }
 }
 
 /// Skips to after `</name ...>`, or to the end when the element never closes (as browsers do for
@@ -346,7 +363,7 @@ fn tidy(raw: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -403,7 +420,13 @@ mod tests {
             html_to_text("<p>unclosed <b>bold <i>it"),
             "unclosed bold it"
         );
-        assert_eq!(html_to_text("text <a href='x"), "text");
+        assert_eq!(html_to_text("text <a href='x"), "text <a href='x");
+        assert_eq!(html_to_text("Why x<y matters"), "Why x<y matters");
+        assert_eq!(html_to_text("<b>x</b> and a<b"), "x and a<b");
+        assert_eq!(
+            html_to_text(&format!("<img src=\"data:{}\">after", "A".repeat(10_000))),
+            "after"
+        );
         assert_eq!(html_to_text("<"), "<");
         assert_eq!(html_to_text("&"), "&");
         assert_eq!(html_to_text("<!DOCTYPE html><?php x ?>ok"), "ok");
@@ -453,5 +476,77 @@ mod tests {
         ] {
             assert_eq!(safe_link(raw, base), None, "{raw:?} must be refused");
         }
+    }
+
+    /// Deterministic junk built from the pieces that trip HTML scanners.
+    pub(crate) fn junk(seed: u64, pieces: &[&str], len: usize) -> String {
+        let mut state = seed | 1;
+        let mut out = String::new();
+        for _ in 0..len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            out.push_str(pieces[(state % pieces.len() as u64) as usize]);
+        }
+        out
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let pieces = [
+            "<",
+            ">",
+            "</",
+            "/>",
+            "<!--",
+            "-->",
+            "<![CDATA[",
+            "]]>",
+            "<script",
+            "</script>",
+            "<style>",
+            "\"",
+            "'",
+            "=",
+            "&",
+            ";",
+            "&#x",
+            "&#",
+            "&amp",
+            "é",
+            "日",
+            "\u{0}",
+            "\u{202E}",
+            " ",
+            "\n",
+            "a",
+            "<p",
+            "<br>",
+            "javascript:",
+            "<!",
+            "<?",
+            "x=\"",
+        ];
+        for seed in 0..300 {
+            let input = junk(seed, &pieces, 200);
+            let text = html_to_text(&input);
+            assert!(!text.contains('\u{0}') && !text.contains('\u{202E}'));
+            let _ = safe_link(&input, Some("https://example.com/"));
+        }
+    }
+
+    #[test]
+    fn pathological_input_stays_linear() {
+        let started = std::time::Instant::now();
+        for input in [
+            "<a x=\"".repeat(100_000) + ">",
+            "<a".repeat(100_000),
+            "&".repeat(300_000),
+            "<script>".repeat(50_000),
+            "</p".repeat(100_000) + ">",
+        ] {
+            let _ = html_to_text(&input);
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

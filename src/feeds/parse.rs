@@ -295,7 +295,9 @@ fn classify(error: ParseFeedError, text: &str, content_type: Option<&str>) -> Pa
         let ct = ct.to_ascii_lowercase();
         ct.starts_with("text/html") || ct.starts_with("application/xhtml")
     });
-    if looks_like_html(text) || (html_type && !text.starts_with("<?xml")) {
+    // A feed served as text/html is still a feed; only trust the header when the root agrees.
+    let feed_root = root_element(text).is_some_and(|r| matches!(r, "rss" | "feed" | "RDF"));
+    if looks_like_html(text) || (html_type && !feed_root) {
         return ParseError::HtmlPage;
     }
     match error {
@@ -304,7 +306,10 @@ fn classify(error: ParseFeedError, text: &str, content_type: Option<&str>) -> Pa
             detail: kind.to_string(),
         },
         ParseFeedError::XmlReader(e) => ParseError::Malformed {
-            detail: e.to_string(),
+            detail: match xml_error_position(text) {
+                Some((line, column)) => format!("{e}, at line {line}, column {column}"),
+                None => e.to_string(),
+            },
         },
         ParseFeedError::IoError(e) => ParseError::Malformed {
             detail: e.to_string(),
@@ -315,6 +320,28 @@ fn classify(error: ParseFeedError, text: &str, content_type: Option<&str>) -> Pa
         ParseFeedError::JsonUnsupportedVersion(v) => ParseError::Json {
             detail: format!("unsupported JSON Feed version {v}"),
         },
+    }
+}
+
+/// Where the XML first goes wrong, as 1-based line and column, found by re-reading the document
+/// (feed-rs's errors carry no position, and a person fixing a feed needs one).
+fn xml_error_position(text: &str) -> Option<(usize, usize)> {
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().trim_markup_names_in_closing_tags = true;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => return None,
+            Ok(_) => {}
+            Err(_) => {
+                let pos = usize::try_from(reader.error_position())
+                    .ok()?
+                    .min(text.len());
+                let before = text.get(..pos)?;
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                return Some((line, column));
+            }
+        }
     }
 }
 
@@ -508,7 +535,7 @@ fn prolog_encoding(body: &[u8]) -> Option<String> {
     let after = &decl[pos..];
     let eq = after.find('=')?;
     let value = after[eq + 1..].trim_start();
-    let quote = value.chars().next()?;
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
     let close = value[1..].find(quote)?;
     Some(value[1..1 + close].to_string())
 }
@@ -999,9 +1026,10 @@ mod tests {
             parse_feed(xhtml, None, URL),
             Err(ParseError::HtmlPage)
         ));
-        let broken = b"<rss version=\"2.0\"><channel><title>x</channel></rss>";
+        let broken = b"<rss version=\"2.0\">\n<channel><title>x</channel></rss>";
         let err = parse_feed(broken, None, URL).unwrap_err();
         assert!(matches!(err, ParseError::Malformed { .. }), "{err:?}");
+        assert!(err.to_string().contains("at line 2, column"), "{err}");
         assert_eq!(err.kind(), "malformed_xml");
         let other = b"<?xml version=\"1.0\"?><catalog><book/></catalog>";
         let err = parse_feed(other, None, URL).unwrap_err();
@@ -1014,5 +1042,102 @@ mod tests {
             parse_feed(b"plain words", None, URL),
             Err(ParseError::NotAFeed { .. })
         ));
+    }
+
+    #[test]
+    fn atom_source_and_fallback_keys() {
+        let feed = parse(
+            br#"<feed xmlns="http://www.w3.org/2005/Atom"><title>Aggregator</title>
+<entry><id>e1</id><title>Copied</title><source><id>s</id><title>Origin Times</title></source></entry>
+<entry><title>No id</title><link href="https://e.com/x"/></entry>
+</feed>"#,
+        );
+        assert_eq!(feed.items[0].source.as_deref(), Some("Origin Times"));
+        assert_eq!(feed.items[1].source.as_deref(), Some("Aggregator"));
+        assert_eq!(feed.items[1].dedup_key, "https://e.com/x");
+        // An empty guid is no guid.
+        let feed = parse(
+            b"<rss version=\"2.0\"><channel><item><title>t</title><guid> </guid><link>https://e.com/y</link></item></channel></rss>",
+        );
+        assert_eq!(feed.items[0].dedup_key, "https://e.com/y");
+        // Nothing readable: not an item.
+        let feed =
+            parse(b"<rss version=\"2.0\"><channel><item><guid>z</guid></item></channel></rss>");
+        assert!(feed.items.is_empty());
+    }
+
+    #[test]
+    fn feed_served_as_html_is_still_parsed_or_reported_as_malformed() {
+        let ok = b"<rss version=\"2.0\"><channel><item><title>t</title><guid>1</guid></item></channel></rss>";
+        assert_eq!(
+            parse_feed(ok, Some("text/html"), URL).unwrap().items.len(),
+            1
+        );
+        let broken = b"<rss version=\"2.0\"><channel><item><title>t</item></channel></rss>";
+        let err = parse_feed(broken, Some("text/html; charset=utf-8"), URL).unwrap_err();
+        assert_eq!(err.kind(), "malformed_xml", "{err}");
+    }
+
+    #[test]
+    fn hostile_feeds_never_panic() {
+        let pieces = [
+            "<rss",
+            "<rss version=\"2.0\">",
+            "<channel>",
+            "</channel>",
+            "<item>",
+            "</item>",
+            "<title>",
+            "</title>",
+            "<guid>",
+            "</guid>",
+            "<source",
+            "</source>",
+            "<link>",
+            "</link>",
+            "<pubDate>",
+            "</pubDate>",
+            "Tue, 1 Mar 2024",
+            "<?xml",
+            "encoding=\"",
+            "?>",
+            "\"",
+            "&nbsp;",
+            "&",
+            "<![CDATA[",
+            "]]>",
+            ">",
+            "<",
+            "{",
+            "}",
+            "\"items\"",
+            "é",
+            "\u{FEFF}",
+            "<feed>",
+            "<entry>",
+            "</entry>",
+            " ",
+            "=",
+            "'",
+            "<!--",
+            "-->",
+        ];
+        for seed in 0..300 {
+            let input = crate::feeds::normalize::tests::junk(seed, &pieces, 120);
+            let _ = parse_feed(input.as_bytes(), Some("text/xml; charset=x"), URL);
+            let mut bytes = input.into_bytes();
+            bytes.insert(0, 0xFF);
+            let _ = parse_feed(&bytes, None, "not a url");
+        }
+        for raw in [
+            "",
+            "-0",
+            "Mon, 99 Foo 2024 99:99:99 +9999",
+            "\u{0}",
+            "日本 (",
+            "+:",
+        ] {
+            let _ = parse_date(raw);
+        }
     }
 }

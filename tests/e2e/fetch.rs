@@ -68,6 +68,12 @@ async fn ok_returns_body_validators_and_sends_user_agent() {
     assert_eq!(moved_permanently_to, None);
     let seen = server.requests_for("/feed");
     assert_eq!(seen[0].header("user-agent"), Some("storywatch-test/1.0"));
+    assert!(
+        seen[0]
+            .header("accept")
+            .unwrap()
+            .contains("application/rss+xml")
+    );
     // And what came back is a feed the parser reads.
     let feed = parse_feed(&body, content_type.as_deref(), &final_url).unwrap();
     assert_eq!(feed.items.len(), 2);
@@ -357,4 +363,30 @@ async fn non_http_schemes_are_refused_including_via_redirect() {
     );
     let err = fetch_err(&fetcher, &server.url("/to-file")).await;
     assert_eq!(err.kind(), "invalid_url", "{err}");
+}
+
+#[tokio::test]
+async fn charset_from_the_header_reaches_the_parser() {
+    let server = TestServer::start();
+    let body = b"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Caf\xe9</title><item><title>Pr\xe9cis</title><guid>1</guid></item></channel></rss>".to_vec();
+    server.route(
+        "/latin",
+        Response::ok("application/rss+xml; charset=ISO-8859-1", body),
+    );
+    let outcome = fetcher()
+        .fetch(&server.url("/latin"), &Validators::default())
+        .await
+        .unwrap();
+    let FetchOutcome::Fetched {
+        body,
+        content_type,
+        final_url,
+        ..
+    } = outcome
+    else {
+        panic!("expected a body");
+    };
+    let feed = parse_feed(&body, content_type.as_deref(), &final_url).unwrap();
+    assert_eq!(feed.title.as_deref(), Some("Café"));
+    assert_eq!(feed.items[0].title, "Précis");
 }

@@ -3,6 +3,7 @@
 
 mod daemon;
 mod fetch;
+mod matcher;
 mod pipeline;
 mod support;
 mod systemd;

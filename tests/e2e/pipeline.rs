@@ -126,7 +126,7 @@ fn poll_stores_every_item_once_across_formats() {
         .unwrap();
     assert_eq!(
         tariff.link.as_deref(),
-        Some("https://daily.example/china/2025/03/tariff-fentanyl")
+        Some(server.url("/china/2025/03/tariff-fentanyl").as_str())
     );
 }
 
@@ -153,8 +153,9 @@ fn digest_names_baselines_and_never_repeats_a_match() {
         digest.contains("Trump raises tariff on Chinese goods, citing fentanyl flows"),
         "{digest}"
     );
+    // Relative Atom links resolve against the feed's own URL (RFC 4287 §2, no xml:base).
     assert!(
-        digest.contains("(<https://daily.example/china/2025/03/tariff-fentanyl>)"),
+        digest.contains("/china/2025/03/tariff-fentanyl>)"),
         "{digest}"
     );
     assert!(!digest.contains("Panda"), "{digest}");
@@ -182,7 +183,7 @@ fn digest_names_baselines_and_never_repeats_a_match() {
             "{heading} names no seed:\n{seeds}"
         );
         assert!(
-            heading.contains(", 2024"),
+            heading.ends_with(" 2024"),
             "{heading} lacks the baseline's date"
         );
     }

@@ -71,3 +71,42 @@ fn units_verify_and_the_system_unit_is_hardened() {
         .unwrap();
     assert!(exposure <= 2.0, "exposure {exposure} > 2.0:\n{text}");
 }
+
+#[test]
+fn service_install_writes_a_unit_that_verifies_and_a_config_that_checks() {
+    let root = tempfile::tempdir().unwrap();
+    let out = crate::support::storywatch(
+        root.path(),
+        &[
+            "service",
+            "install",
+            "--root",
+            root.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    let text = crate::support::success(&out);
+    assert!(
+        text.contains("wrote") && text.contains("systemctl enable --now storywatch"),
+        "{text}"
+    );
+
+    let unit = root.path().join("etc/systemd/system/storywatch.service");
+    let runtime = root.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let (ok, report) = analyze(&["verify", unit.to_str().unwrap()], &runtime);
+    assert!(
+        ok && report.trim().is_empty(),
+        "installed unit does not verify:\n{report}"
+    );
+
+    // The installed config finds its installed seeds.
+    let config = root.path().join("etc/storywatch/storywatch.toml");
+    let check = crate::support::storywatch(
+        root.path(),
+        &["--config", config.to_str().unwrap(), "check"],
+        None,
+    );
+    let text = crate::support::success(&check);
+    assert!(text.contains("5 baseline articles"), "{text}");
+}
