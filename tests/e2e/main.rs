@@ -7,3 +7,4 @@ mod matcher;
 mod pipeline;
 mod support;
 mod systemd;
+mod web;
