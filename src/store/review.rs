@@ -395,3 +395,140 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FeedConfig;
+    use crate::feeds::Validators;
+    use crate::store::{FetchedPoll, MatchFilter};
+
+    fn item(key: &str, title: &str) -> Item {
+        Item {
+            dedup_key: key.into(),
+            title: title.into(),
+            summary: String::new(),
+            content: String::new(),
+            link: None,
+            published: None,
+            source: None,
+        }
+    }
+
+    fn store_with(items: &[(Item, Verdict)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .sync_feeds(&[FeedConfig {
+                url: "https://a.example/f".into(),
+                interval: std::time::Duration::from_secs(1800),
+                title: None,
+            }])
+            .unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let now = Timestamp::now();
+        store
+            .record_fetched(&FetchedPoll {
+                feed_id,
+                story: "s",
+                feed_title: None,
+                validators: &Validators {
+                    etag: None,
+                    last_modified: None,
+                },
+                items,
+                now,
+                next_poll_at: now,
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn v(kind: VerdictKind) -> Verdict {
+        Verdict {
+            verdict: kind,
+            score: 0.5,
+            baseline: None,
+            why: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn fts_query_quotes_everything() {
+        assert_eq!(
+            fts_query("a AND b*").as_deref(),
+            Some("\"a\" \"AND\" \"b\"*")
+        );
+        assert_eq!(
+            fts_query("say \"hi\"").as_deref(),
+            Some("\"say\" \"\"\"hi\"\"\"")
+        );
+        assert_eq!(fts_query("  * - ( "), None);
+    }
+
+    #[test]
+    fn marked_items_feed_the_learning_hook_and_rescore_keeps_reviews() {
+        let (_dir, mut store) = store_with(&[
+            (item("1", "fentanyl talks"), v(VerdictKind::FollowUp)),
+            (item("2", "weather"), v(VerdictKind::Related)),
+            (item("3", "precursor seizure"), v(VerdictKind::OffTopic)),
+            (item("4", "sports"), v(VerdictKind::Related)),
+        ]);
+        let now = Timestamp::now();
+        store.mark(1, Review::Relevant, now).unwrap();
+        store.mark(2, Review::Irrelevant, now).unwrap();
+        assert!(store.mark_item_relevant(3, "s", now).unwrap());
+        assert!(!store.mark_item_relevant(99, "s", now).unwrap());
+        let marked = store.marked_items("s").unwrap();
+        let summary: Vec<_> = marked.iter().map(|m| (m.id, m.review, m.origin)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, Review::Relevant, MatchOrigin::Matcher),
+                (2, Review::Irrelevant, MatchOrigin::Matcher),
+                (3, Review::Relevant, MatchOrigin::Reviewer),
+            ]
+        );
+        assert_eq!(marked[2].item.title, "precursor seizure");
+
+        // A profile that matches nothing: only the unreviewed matcher match (4) may go.
+        let off = |_: &Item| v(VerdictKind::OffTopic);
+        let dry = store.rescore("s", off, false, now).unwrap();
+        assert_eq!(
+            dry.dropped.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![4]
+        );
+        assert_eq!(
+            dry.kept.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            store.list_matches(&MatchFilter::default()).unwrap().len(),
+            4
+        );
+        store.rescore("s", off, true, now).unwrap();
+        let left: Vec<_> = store
+            .list_matches(&MatchFilter::default())
+            .unwrap()
+            .iter()
+            .map(|m| (m.id, m.review))
+            .collect();
+        assert_eq!(left.len(), 3);
+        assert!(!left.iter().any(|(id, _)| *id == 4));
+        // A profile that matches everything as follow-up: 4 comes back, reviews stay.
+        let on = |_: &Item| v(VerdictKind::FollowUp);
+        let report = store.rescore("s", on, true, now).unwrap();
+        assert_eq!(
+            report.new_matches.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![4]
+        );
+        assert_eq!(
+            store.get_match(2).unwrap().unwrap().review,
+            Review::Irrelevant
+        );
+        assert_eq!(
+            store.get_match(2).unwrap().unwrap().verdict,
+            VerdictKind::FollowUp
+        );
+    }
+}

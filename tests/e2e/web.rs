@@ -454,3 +454,53 @@ async fn browser_marks_an_item_with_the_keyboard() {
     .unwrap();
     client.close().await.unwrap();
 }
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+#[test]
+fn run_serves_the_page_beside_the_loop_and_stops_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(
+        dir.path(),
+        &[],
+        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut daemon = crate::support::Daemon::start(dir.path());
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            http_get(port, "/healthz")
+                .is_some_and(|a| a.starts_with("HTTP/1.1 200") && a.ends_with("ok"))
+        }),
+        "no /healthz answer; log:\n{}",
+        daemon.log()
+    );
+    let ready = http_get(port, "/readyz").unwrap();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let page = http_get(port, "/").unwrap();
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("storywatch"),
+        "{page}"
+    );
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("daemon exits");
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
+    assert!(
+        http_get(port, "/healthz").is_none(),
+        "the page stopped with the daemon"
+    );
+}
