@@ -684,6 +684,17 @@ fn parse_web(
             ),
         ));
     }
+    if let Some((token, span)) = &token
+        && !token
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, ';' | ',' | '"' | '\\'))
+    {
+        // The token travels in a cookie and an HTTP header: keep it to characters both carry.
+        return Err(locate(
+            Some(span.clone()),
+            "[web] token may only use printable ASCII without spaces, ; , \" or \\; use e.g. `openssl rand -hex 24`".into(),
+        ));
+    }
     if !listen.ip().is_loopback() && token.is_none() {
         return Err(locate(
             listen_span,
@@ -890,6 +901,10 @@ mod tests {
                 "keep one",
             ),
             ("[web]\nport = 1\n", "port"),
+            (
+                "[web]\ntoken = \"0123456789 abcdef;0123\"\n",
+                "printable ASCII",
+            ),
         ] {
             let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
             assert!(err.contains(needle), "{extra}: {err}");
