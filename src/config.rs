@@ -74,6 +74,27 @@ pub struct Config {
     pub digest: DigestConfig,
     /// `[[notify]]`
     pub notify: Vec<NotifyConfig>,
+    /// `[web]`: the review page; `None` when the section is absent (no web server).
+    pub web: Option<WebConfig>,
+}
+
+/// `[web]`: where the review page listens and who may use it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// Address and port to bind; loopback unless a token is set.
+    pub listen: std::net::SocketAddr,
+    /// The access token from `token` or `token_file`; required off loopback.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    // The token is a secret: keep it out of logs and debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// `[storage]`: where the database lives.
@@ -340,7 +361,22 @@ struct RawConfig {
     digest: Option<RawDigest>,
     #[serde(default)]
     notify: Vec<Spanned<RawNotify>>,
+    web: Option<Spanned<RawWeb>>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+}
+
+/// The review page's default address: loopback only.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8470";
+
+/// Shortest accepted access token, so it cannot be guessed by trying.
+const MIN_TOKEN_LEN: usize = 16;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -868,6 +904,11 @@ impl Config {
             notify.push(NotifyConfig { name, channel });
         }
 
+        let web = match &raw.web {
+            None => None,
+            Some(spanned) => Some(parse_web(spanned, base, &locate)?),
+        };
+
         let digest = raw.digest.unwrap_or(RawDigest {
             at: None,
             every: None,
@@ -919,6 +960,7 @@ impl Config {
                 empty: digest.empty,
             },
             notify,
+            web,
         })
     }
 }
@@ -998,6 +1040,85 @@ fn smtp_config(base: &Path, raw: SmtpParts) -> Result<SmtpConfig, String> {
         password,
         ca_file: raw.ca_file.map(|f| base.join(f)),
         timeout,
+    })
+}
+
+/// Validates `[web]`: a parseable address, at most one token source, a readable token file, and
+/// a token whenever the address is not loopback (anyone on the network could reach the page).
+fn parse_web(
+    spanned: &Spanned<RawWeb>,
+    base: &Path,
+    locate: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<WebConfig, ConfigError> {
+    let raw = spanned.get_ref();
+    let (listen_text, listen_span) = match &raw.listen {
+        Some(l) => (l.get_ref().trim().to_string(), Some(l.span())),
+        None => (DEFAULT_WEB_LISTEN.to_string(), Some(spanned.span())),
+    };
+    let listen: std::net::SocketAddr = listen_text.parse().map_err(|_| {
+        locate(
+            listen_span.clone(),
+            format!(
+                "[web] listen {listen_text:?} is not an address with a port; write e.g. \"{DEFAULT_WEB_LISTEN}\" or \"[::1]:8470\""
+            ),
+        )
+    })?;
+    let token = match (&raw.token, &raw.token_file) {
+        (Some(_), Some(file)) => {
+            return Err(locate(
+                Some(file.span()),
+                "[web] has both token and token_file; keep one".into(),
+            ));
+        }
+        (Some(token), None) => Some((token.get_ref().trim().to_string(), token.span())),
+        (None, Some(file)) => {
+            let path = base.join(file.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|err| {
+                locate(
+                    Some(file.span()),
+                    format!(
+                        "[web] token_file {} cannot be read ({err}); create it with a random token, e.g. `openssl rand -hex 24 > {}`",
+                        path.display(),
+                        path.display()
+                    ),
+                )
+            })?;
+            Some((text.trim().to_string(), file.span()))
+        }
+        (None, None) => None,
+    };
+    if let Some((token, span)) = &token
+        && token.chars().count() < MIN_TOKEN_LEN
+    {
+        return Err(locate(
+            Some(span.clone()),
+            format!(
+                "[web] token is shorter than {MIN_TOKEN_LEN} characters; use a random one, e.g. from `openssl rand -hex 24`"
+            ),
+        ));
+    }
+    if let Some((token, span)) = &token
+        && !token
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, ';' | ',' | '"' | '\\'))
+    {
+        // The token travels in a cookie and an HTTP header: keep it to characters both carry.
+        return Err(locate(
+            Some(span.clone()),
+            "[web] token may only use printable ASCII without spaces, ; , \" or \\; use e.g. `openssl rand -hex 24`".into(),
+        ));
+    }
+    if !listen.ip().is_loopback() && token.is_none() {
+        return Err(locate(
+            listen_span,
+            format!(
+                "[web] listen {listen} is reachable from other machines but no token is set; add token_file = \"web-token\" (or token = \"…\"), or listen on \"{DEFAULT_WEB_LISTEN}\""
+            ),
+        ));
+    }
+    Ok(WebConfig {
+        listen,
+        token: token.map(|(t, _)| t),
     })
 }
 
@@ -1228,6 +1349,53 @@ mod tests {
             }
         );
         assert_eq!(config.story.seeds, SeedSource::Bundled);
+    }
+
+    #[test]
+    fn web_section_defaults_to_loopback_and_is_off_when_absent() {
+        assert_eq!(parse(MINIMAL).unwrap().web, None);
+        let web = parse(&format!("{MINIMAL}[web]\n")).unwrap().web.unwrap();
+        assert_eq!(web.listen.to_string(), DEFAULT_WEB_LISTEN);
+        assert_eq!(web.token, None);
+    }
+
+    #[test]
+    fn web_off_loopback_needs_a_token() {
+        let err = parse(&format!("{MINIMAL}[web]\nlisten = \"0.0.0.0:8470\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("test.toml:5:10:"), "{err}");
+        assert!(err.contains("token_file"), "{err}");
+        let ok = parse(&format!(
+            "{MINIMAL}[web]\nlisten = \"0.0.0.0:8470\"\ntoken = \"0123456789abcdef0123\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.web.unwrap().token.as_deref(),
+            Some("0123456789abcdef0123")
+        );
+    }
+
+    #[test]
+    fn web_bad_values_are_located() {
+        for (extra, needle) in [
+            ("[web]\nlisten = \"localhost\"\n", "with a port"),
+            ("[web]\ntoken = \"short\"\n", "shorter than"),
+            ("[web]\ntoken_file = \"no-such-token\"\n", "cannot be read"),
+            (
+                "[web]\ntoken = \"0123456789abcdef0123\"\ntoken_file = \"x\"\n",
+                "keep one",
+            ),
+            ("[web]\nport = 1\n", "port"),
+            (
+                "[web]\ntoken = \"0123456789 abcdef;0123\"\n",
+                "printable ASCII",
+            ),
+        ] {
+            let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra}: {err}");
+            assert!(err.starts_with("test.toml:"), "{err}");
+        }
     }
 
     #[test]

@@ -134,6 +134,10 @@ pub async fn run(
     let database = store.path().to_path_buf();
     let store = Arc::new(Mutex::new(store));
     let mut running = Running::new(config, story, &store)?;
+    // The review page ([web]) shares the store and stops on the same shutdown as the loop.
+    let web =
+        crate::web::start_for_daemon(&running.config, &running.story, &store, shutdown.clone())
+            .await?;
 
     let last = lock(&store)?.last_digest()?;
     let mut digest_due = next_digest_due(
@@ -291,6 +295,13 @@ pub async fn run(
         }
     }
     notifier.stopping();
+    if let Some(web) = web
+        && tokio::time::timeout(Duration::from_secs(5), web)
+            .await
+            .is_err()
+    {
+        warn!("review page did not stop within 5s; leaving it");
+    }
     info!("storywatch stopped");
     Ok(())
 }

@@ -14,6 +14,8 @@ pub mod feeds;
 pub mod install;
 pub mod item;
 pub mod pipeline;
+pub mod review;
 pub mod service;
 pub mod store;
 pub mod story;
+pub mod web;

@@ -13,9 +13,12 @@ use serde::Deserialize;
 use storywatch::config::Config;
 use storywatch::daemon::{self, Shutdown};
 use storywatch::pipeline::{self, FeedOutcome, PollContext, Story};
+use storywatch::review;
 use storywatch::service::{InstanceLock, Notifier};
+use storywatch::store::fts_query;
 use storywatch::store::{MatchFilter, MatchRow, Review, Store};
 use storywatch::story::MatchInput;
+use storywatch::web;
 
 /// storywatch watches news feeds for follow-up developments of a story you care about.
 ///
@@ -100,6 +103,21 @@ enum Command {
     Check,
     /// One screen on the service's state: feeds, digests, matches waiting, database size.
     Status,
+    /// Serve the review page only (no polling, no digests), from the [web] section's address.
+    Serve,
+    /// Review unreviewed matches one at a time in the terminal.
+    ///
+    /// Reads one line per decision: r = relevant, x = irrelevant, s = skip, o = print (and on a
+    /// terminal open) the link, q = quit.
+    Review,
+    /// Re-run the current profile over every stored item: shows new and dropped matches.
+    ///
+    /// Review state is kept; matches a person reviewed or a digest carried are never removed.
+    Rescore {
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Measure the matcher on labelled items (JSON lines as in the shared eval set).
     ///
     /// Prints precision, recall, F1, miss and false-alarm rates, the TDT detection cost at the
@@ -162,6 +180,32 @@ enum ItemsCommand {
         #[arg(value_enum)]
         state: ReviewArg,
     },
+    /// Full-text search over every stored item, matched or not (best first).
+    Search {
+        /// Words that must all occur in the title or summary; `word*` matches a prefix.
+        query: Vec<String>,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Write every match (newest first) as JSON or CSV to stdout.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportArg::Json)]
+        format: ExportArg,
+        /// Only matches in this review state.
+        #[arg(long, value_enum)]
+        state: Option<ReviewArg>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ExportArg {
+    Json,
+    Csv,
 }
 
 #[derive(Subcommand, Debug)]
@@ -366,6 +410,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => status(&config()?),
         Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
         Command::Service(ServiceCommand::Install { user, root }) => service_install(user, &root),
+        Command::Serve => serve(config()?),
+        Command::Review => review(&config()?),
+        Command::Rescore { dry_run } => rescore(&config()?, dry_run),
     }
 }
 
@@ -654,10 +701,7 @@ fn export_atom(
 ) -> Result<ExitCode> {
     let store = open_store(config)?;
     let matches: Vec<MatchRow> = store
-        .list_matches(&MatchFilter {
-            review: None,
-            limit: None,
-        })?
+        .list_matches(&MatchFilter::default())?
         .into_iter()
         .filter(|m| m.review != Review::Irrelevant)
         .take(limit)
@@ -694,6 +738,7 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             let rows = store.list_matches(&MatchFilter {
                 review: state.map(Review::from),
                 limit: Some(limit),
+                ..MatchFilter::default()
             })?;
             for m in &rows {
                 if json {
@@ -760,6 +805,27 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                 bail!("no matched item with id {id}; `storywatch items list` shows the ids");
             }
             writeln!(out, "item {id} marked {}", Review::from(state).as_str())?;
+        }
+        ItemsCommand::Search { query, json, limit } => {
+            let query = query.join(" ");
+            if fts_query(&query).is_none() {
+                bail!(
+                    "give some words to search for, e.g. `storywatch items search fentanyl tariff`"
+                );
+            }
+            let hits = store.search_items(&query, limit)?;
+            review::write_search(&mut out, &hits, json)?;
+        }
+        ItemsCommand::Export { format, state } => {
+            let rows = store.list_matches(&MatchFilter {
+                review: state.map(Review::from),
+                ..MatchFilter::default()
+            })?;
+            let format = match format {
+                ExportArg::Json => review::ExportFormat::Json,
+                ExportArg::Csv => review::ExportFormat::Csv,
+            };
+            review::export(&mut out, &rows, format)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -947,6 +1013,76 @@ fn status(config: &Config) -> Result<ExitCode> {
         config.storage.database.display(),
         size as f64 / (1024.0 * 1024.0)
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve`: the review page alone, until Ctrl-C or SIGTERM. It opens the database beside a
+/// running daemon (SQLite's WAL lets both use it), so it takes no instance lock.
+fn serve(config: Config) -> Result<ExitCode> {
+    let Some(web_config) = config.web.clone() else {
+        bail!(
+            "{}: no [web] section; add one with listen = \"127.0.0.1:8470\" to serve the review page",
+            config.origin
+        );
+    };
+    let story = Story::load(&config.story)?;
+    let store = Arc::new(Mutex::new(open_store(&config)?));
+    runtime()?.block_on(async {
+        let listener = web::bind(web_config.listen).await?;
+        let listen = listener.local_addr()?;
+        let state = web::WebState::new(
+            store,
+            web::StoryView::from_story(&story),
+            web::WebOptions {
+                listen,
+                token: web_config.token.clone(),
+                timezone: config.digest.timezone.clone(),
+                readiness: web::Readiness::DatabaseOnly,
+            },
+        )?;
+        let (stop, shutdown) = Shutdown::new();
+        let (reload_tx, _reload) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(handle_signals(stop, reload_tx));
+        // Tests and scripts read the address (the port may have been chosen by the system).
+        println!("review page: http://{listen}/");
+        std::io::stdout().flush()?;
+        web::serve(listener, state, shutdown).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `review`: unreviewed matches one at a time; decisions are lines on stdin.
+fn review(config: &Config) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    let mut store = open_store(config)?;
+    let interactive = std::io::stdin().is_terminal();
+    let mut input = std::io::stdin().lock();
+    let mut out = std::io::stdout().lock();
+    review::interactive(&mut store, &mut input, &mut out, |link| {
+        // Only a person at a terminal wants a browser window; piped input just gets the link.
+        if interactive {
+            let _ = std::process::Command::new("xdg-open")
+                .arg(link)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rescore`: the current profile over every stored item.
+fn rescore(config: &Config, dry_run: bool) -> Result<ExitCode> {
+    let story = Story::load(&config.story)?;
+    let mut store = open_store(config)?;
+    let report = store.rescore(
+        &story.name,
+        |item| story.classify(item),
+        !dry_run,
+        Timestamp::now(),
+    )?;
+    review::write_rescore(&mut std::io::stdout().lock(), &report, !dry_run)?;
     Ok(ExitCode::SUCCESS)
 }
 

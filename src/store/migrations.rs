@@ -72,7 +72,36 @@ CREATE TABLE deliveries (
     PRIMARY KEY (digest_id, channel)
 );
 "#,
-    // 2: digests keep their structured model (for HTML, JSON and chat renderings at delivery
+    // ---- web review (issue 6) ---------------------------------------------------------------
+    // Kept as one self-contained entry so it can be renumbered against other branches' additions.
+    // Full-text search over every stored item (matched or not), kept in sync by triggers and
+    // backfilled by 'rebuild'; and `origin` tells matches the matcher made from those a reviewer
+    // added by marking a search result relevant (so undo can remove them again and the profile
+    // update can treat them as missed follow-ups).
+    r#"
+CREATE VIRTUAL TABLE items_fts USING fts5(
+    title, summary,
+    content = 'items', content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER items_fts_after_insert AFTER INSERT ON items BEGIN
+    INSERT INTO items_fts (rowid, title, summary) VALUES (new.id, new.title, new.summary);
+END;
+CREATE TRIGGER items_fts_after_delete AFTER DELETE ON items BEGIN
+    INSERT INTO items_fts (items_fts, rowid, title, summary)
+    VALUES ('delete', old.id, old.title, old.summary);
+END;
+CREATE TRIGGER items_fts_after_update AFTER UPDATE OF title, summary ON items BEGIN
+    INSERT INTO items_fts (items_fts, rowid, title, summary)
+    VALUES ('delete', old.id, old.title, old.summary);
+    INSERT INTO items_fts (rowid, title, summary) VALUES (new.id, new.title, new.summary);
+END;
+INSERT INTO items_fts (items_fts) VALUES ('rebuild');
+
+ALTER TABLE matches ADD COLUMN origin TEXT NOT NULL DEFAULT 'matcher'
+    CHECK (origin IN ('matcher', 'reviewer'));
+"#,
+    // 3: digests keep their structured model (for HTML, JSON and chat renderings at delivery
     // time), failed deliveries wait for `next_attempt_at` before the next try, and a delivery
     // being made is claimed (`claimed_until`) so two processes never send it at once.
     r#"

@@ -6,6 +6,12 @@
 //! deliveries before anything is sent.
 
 mod migrations;
+mod review;
+
+pub use review::{
+    MarkedItem, MatchOrigin, PollLag, REVIEWER_ADDED_WHY, RescoreChange, RescoreReport, SearchHit,
+    fts_query,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -215,6 +221,14 @@ pub struct MatchRow {
 pub struct MatchFilter {
     /// Only this review state.
     pub review: Option<Review>,
+    /// Only this verdict.
+    pub verdict: Option<VerdictKind>,
+    /// Only this story.
+    pub story: Option<String>,
+    /// Only items published (else first seen) at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only items published (else first seen) before this time.
+    pub until: Option<Timestamp>,
     /// At most this many, newest first.
     pub limit: Option<usize>,
 }
@@ -533,10 +547,21 @@ impl Store {
     pub fn list_matches(&self, filter: &MatchFilter) -> Result<Vec<MatchRow>> {
         let limit = filter.limit.map_or(-1, |l| l as i64);
         let review = filter.review.map(Review::as_str);
+        let verdict = filter.verdict.map(verdict_name);
         self.query_matches(
-            "WHERE (?1 IS NULL OR m.review = ?1)
+            "WHERE (?1 IS NULL OR m.review = ?1) AND (?3 IS NULL OR m.verdict = ?3)
+               AND (?4 IS NULL OR m.story = ?4)
+               AND (?5 IS NULL OR COALESCE(i.published_at, i.first_seen_at) >= ?5)
+               AND (?6 IS NULL OR COALESCE(i.published_at, i.first_seen_at) < ?6)
              ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC LIMIT ?2",
-            params![review, limit],
+            params![
+                review,
+                limit,
+                verdict,
+                filter.story,
+                filter.since.map(to_secs),
+                filter.until.map(to_secs)
+            ],
         )
     }
 
@@ -550,12 +575,26 @@ impl Store {
             .pop())
     }
 
-    /// Sets the review state of an item's matches; false when no such match exists.
+    /// Sets the review state of an item's matches; false when no such match exists. Marking
+    /// unreviewed (undo) removes a match a reviewer added by hand, unless a digest carried it,
+    /// so undo restores the state before the mark.
     pub fn mark(&mut self, item_id: i64, review: Review, now: Timestamp) -> Result<bool> {
-        let changed = self.conn.execute(
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut changed = 0;
+        if review == Review::Unreviewed {
+            changed += tx.execute(
+                "DELETE FROM matches
+                 WHERE item_id = ?1 AND origin = 'reviewer' AND digest_id IS NULL",
+                params![item_id],
+            )?;
+        }
+        changed += tx.execute(
             "UPDATE matches SET review = ?2, reviewed_at = ?3 WHERE item_id = ?1",
             params![item_id, review.as_str(), to_secs(now)],
         )?;
+        tx.commit()?;
         Ok(changed > 0)
     }
 
@@ -1157,7 +1196,7 @@ mod tests {
         let relevant = store
             .list_matches(&MatchFilter {
                 review: Some(Review::Relevant),
-                limit: None,
+                ..MatchFilter::default()
             })
             .unwrap();
         assert_eq!(relevant.len(), 1);

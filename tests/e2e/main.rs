@@ -4,7 +4,9 @@
 mod daemon;
 mod digest;
 mod fetch;
+mod matcher;
 mod pipeline;
 mod smtp_server;
 mod support;
 mod systemd;
+mod web;
