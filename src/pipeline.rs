@@ -398,7 +398,17 @@ pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyh
     })
     .await?;
     let mut still_pending = 0;
+    // A channel that just failed is not tried again for its other digests in this pass: they
+    // would most likely fail the same way, and a hanging receiver would hold the loop for one
+    // timeout per digest. Their claims are released and the next pass tries them.
+    let mut failed_channels: Vec<String> = Vec::new();
     for delivery in pending {
+        if failed_channels.contains(&delivery.channel) {
+            still_pending += 1;
+            let (id, name) = (delivery.digest.id, delivery.channel.clone());
+            with_store(store, move |s| s.release_claim(id, &name)).await?;
+            continue;
+        }
         let attempt = delivery.attempts + 1;
         let span = info_span!(
             "deliver",
@@ -433,6 +443,7 @@ pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyh
                 if !give_up {
                     still_pending += 1;
                 }
+                failed_channels.push(delivery.channel.clone());
             }
         }
         let (id, name) = (delivery.digest.id, delivery.channel.clone());
@@ -462,6 +473,42 @@ mod tests {
             next_poll_time(now, Duration::from_secs(86_400), 5).as_second() - now.as_second(),
             86_400
         );
+    }
+
+    #[tokio::test]
+    async fn a_failing_channel_is_tried_once_per_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+        let text = format!(
+            "[storage]\ndatabase = {:?}\n[story]\nname = \"s\"\nseeds = \"../seeds\"\n\
+             [[notify]]\nkind = \"webhook\"\nname = \"hook\"\nurl = \"http://127.0.0.1:9/x\"\n",
+            dir.path().join("t.db").display().to_string()
+        );
+        let config = Config::parse(&text, crate::config::ConfigOrigin::Bundled, &base).unwrap();
+        let mut store = Store::open(&config.storage.database).unwrap();
+        let channels = vec!["hook".to_string()];
+        for _ in 0..2 {
+            store
+                .create_digest(Timestamp::now(), &channels, |_| {
+                    Some(NewDigest {
+                        markdown: "x".into(),
+                        model: String::new(),
+                    })
+                })
+                .unwrap();
+        }
+        let store = Arc::new(Mutex::new(store));
+        let pending = deliver_pending(&config, &store).await.unwrap();
+        assert_eq!(pending, 2);
+        let guard = store.lock().unwrap();
+        let attempts: Vec<u32> = [1, 2]
+            .iter()
+            .map(|id| guard.deliveries(*id).unwrap()[0].attempts)
+            .collect();
+        assert_eq!(attempts, vec![1, 0], "the second digest was not tried");
+        // Its claim was released: only the backoff holds the first one back.
+        assert_eq!(guard.pending_deliveries(Timestamp::now()).unwrap().len(), 1);
     }
 
     #[test]

@@ -787,6 +787,15 @@ impl Store {
         Ok(due)
     }
 
+    /// Drops this process's claim on one delivery it decided not to make now.
+    pub fn release_claim(&mut self, digest_id: i64, channel: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE deliveries SET claimed_until = NULL WHERE digest_id = ?1 AND channel = ?2",
+            params![digest_id, channel],
+        )?;
+        Ok(())
+    }
+
     /// Drops every claim: called by the daemon at start, when claims left by a killed process
     /// would otherwise hold its deliveries back until they expire.
     pub fn release_claims(&mut self) -> Result<()> {
