@@ -875,13 +875,8 @@ fn check(config: &Config) -> Result<ExitCode> {
     };
     writeln!(
         out,
-        "digest:   {when} to {}",
-        config
-            .notify
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "digest:   {when}, to {} channel(s):",
+        config.notify.len()
     )?;
     let mut unreadable = Vec::new();
     for n in &config.notify {
