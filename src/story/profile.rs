@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::seeds::BaselineArticle;
-use super::text;
+use super::text::{self, FnvBuild};
 
 /// User tuning of a story profile, from the `[story]` section of the config.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,6 +78,7 @@ enum Source {
 }
 
 /// Drug-control side of the story (general vocabulary; weights say how specific a word is).
+/// Words below [`STRONG_TIER`] are weak: drug news in general, not this story's drugs.
 const DRUG_LEXICON: &[(&str, f64)] = &[
     ("fentanyl", 1.0),
     ("counternarcotics", 0.95),
@@ -98,6 +99,11 @@ const DRUG_LEXICON: &[(&str, f64)] = &[
     ("synthetic", 0.3),
     ("pill", 0.25),
 ];
+
+/// Lexicon weight from which a word is specific to the story rather than generic.
+const STRONG_TIER: f64 = 0.7;
+/// Strength cap for generic drug words alone (see [`Facet::weak`]).
+const WEAK_DRUG_CAP: f64 = 0.65;
 
 /// China side: the country, its capital and leader, and a gazetteer of major places
 /// (provinces and large cities, where chemical firms in court and trade reports are located).
@@ -129,6 +135,8 @@ const CHINA_LEXICON: &[(&str, f64, Source)] = &[
     ("hangzhou", 0.55, Source::Place),
     ("nanjing", 0.55, Source::Place),
     ("xiamen", 0.55, Source::Place),
+    ("hong", 0.55, Source::Place),
+    ("macau", 0.55, Source::Place),
 ];
 
 /// US side: the country and its federal institutions.
@@ -201,30 +209,40 @@ pub struct Facet {
     pub required: bool,
     /// Term (analysed stem) → weight in (0, 1].
     pub terms: HashMap<String, f64>,
+    /// Terms that alone say little about this story (`drug`, `smuggling`): evidence from
+    /// these only is capped at [`Facet::weak_cap`], so a pile of generic words cannot add up to
+    /// one specific word such as `fentanyl`.
+    pub weak: HashSet<String>,
+    /// Highest strength reachable from weak terms only.
+    pub weak_cap: f64,
 }
 
 impl Facet {
     /// Noisy-OR strength of the facet over a set of distinct terms: 1 − Π(1 − w).
     pub fn strength<'a>(&self, terms: impl IntoIterator<Item = &'a str>) -> (f64, Vec<&'a str>) {
         let mut miss = 1.0;
+        let mut strong_miss = 1.0;
         let mut hits = Vec::new();
         for t in terms {
             if let Some(&w) = self.terms.get(t) {
-                miss *= 1.0 - w.min(0.97);
+                let keep = 1.0 - w.min(0.97);
+                miss *= keep;
+                if !self.weak.contains(t) {
+                    strong_miss *= keep;
+                }
                 hits.push(t);
             }
         }
-        (1.0 - miss, hits)
+        let all = 1.0 - miss;
+        let strong = 1.0 - strong_miss;
+        (all.min(strong.max(self.weak_cap)), hits)
     }
 }
 
-/// Per-baseline data the matcher uses for the nearest baseline and novelty.
-#[derive(Debug, Clone)]
-pub(crate) struct BaselineModel {
+/// Per-baseline data gathered while building (folded into the term index at the end).
+struct BaselineModel {
     /// Unit-length log-tf vector.
-    pub vector: HashMap<String, f64>,
-    /// Every term of the article (title and text).
-    pub vocabulary: HashSet<String>,
+    vector: HashMap<String, f64>,
 }
 
 /// The built profile of one story.
@@ -240,15 +258,34 @@ pub struct Profile {
     pub syndicated: Vec<Vec<usize>>,
     /// Unit-length centroid of the story.
     pub(crate) centroid: HashMap<String, f64>,
-    pub(crate) models: Vec<BaselineModel>,
     /// Lowercased words of every name the seeds mention: names known to the story.
     pub(crate) known_names: HashSet<String>,
+    /// Date of the earliest dated baseline article.
+    pub(crate) earliest: Option<jiff::civil::Date>,
+    /// Date of the latest dated baseline article.
+    pub(crate) latest: Option<jiff::civil::Date>,
     /// Every term used by any seed.
     pub(crate) seed_vocabulary: HashSet<String>,
-    /// Analysed forms of [`ACTION_WORDS`].
-    pub(crate) action_terms: HashSet<String>,
     /// Terms the user excluded.
     pub(crate) excluded: HashSet<String>,
+    /// Everything the matcher needs to know about a term, in one lookup (see [`TermInfo`]).
+    pub(crate) index: HashMap<String, TermInfo, FnvBuild>,
+}
+
+/// What the profile knows about one term, gathered at build time so that matching costs one
+/// hash lookup per distinct item term.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TermInfo {
+    /// Weight in the unit-length centroid.
+    pub centroid: f64,
+    /// Weight in each facet (0 when not a member), in facet order.
+    pub facet: Box<[f64]>,
+    /// Whether the term is a weak member of each facet.
+    pub weak: Box<[bool]>,
+    /// Weight in each baseline article's unit vector (0 when absent), in baseline order.
+    pub baseline: Box<[f64]>,
+    /// Whether the term is an action word (see `ACTION_WORDS`).
+    pub action: bool,
 }
 
 /// Shingle containment above which two seeds count as copies of one report.
@@ -405,7 +442,6 @@ impl Profile {
             us_names.extend(u);
             models.push(BaselineModel {
                 vector: log_tf(&terms),
-                vocabulary: terms.into_iter().collect(),
             });
         }
         let spread = |t: &str| -> f64 {
@@ -432,8 +468,12 @@ impl Profile {
         // Facets: lexicon ∩ seeds at full weight (× spread), others reduced.
         let lexicon_weight = |t: &str, tier: f64| tier * (0.6 + 0.4 * spread(t));
         let mut drug = HashMap::new();
+        let mut weak_drug = HashSet::new();
         for &(w, tier) in DRUG_LEXICON {
             if let Some(t) = term_of(w) {
+                if tier < STRONG_TIER {
+                    weak_drug.insert(t.clone());
+                }
                 drug.insert(t.clone(), lexicon_weight(&t, tier));
             }
         }
@@ -466,16 +506,22 @@ impl Profile {
                 name: "drug",
                 required: true,
                 terms: drug,
+                weak: weak_drug,
+                weak_cap: WEAK_DRUG_CAP,
             },
             Facet {
                 name: "China",
                 required: true,
                 terms: china,
+                weak: HashSet::new(),
+                weak_cap: 1.0,
             },
             Facet {
                 name: "US",
                 required: false,
                 terms: us,
+                weak: HashSet::new(),
+                weak_cap: 1.0,
             },
         ];
 
@@ -537,18 +583,54 @@ impl Profile {
         }
         normalize_vector(&mut centroid);
 
-        let action_terms = ACTION_WORDS.iter().filter_map(|w| term_of(w)).collect();
+        let action_terms: HashSet<String> =
+            ACTION_WORDS.iter().filter_map(|w| term_of(w)).collect();
+
+        let mut index: HashMap<String, TermInfo, FnvBuild> = HashMap::default();
+        let blank = || TermInfo {
+            centroid: 0.0,
+            facet: vec![0.0; facets.len()].into(),
+            weak: vec![false; facets.len()].into(),
+            baseline: vec![0.0; models.len()].into(),
+            action: false,
+        };
+        for (t, &w) in &centroid {
+            index.entry(t.clone()).or_insert_with(blank).centroid = w;
+        }
+        for (fi, f) in facets.iter().enumerate() {
+            for (t, &w) in &f.terms {
+                let info = index.entry(t.clone()).or_insert_with(blank);
+                info.facet[fi] = w;
+                info.weak[fi] = f.weak.contains(t);
+            }
+        }
+        for (bi, m) in models.iter().enumerate() {
+            for (t, &w) in &m.vector {
+                if !excluded.contains(t) {
+                    index.entry(t.clone()).or_insert_with(blank).baseline[bi] = w;
+                }
+            }
+        }
+        for t in &action_terms {
+            if !excluded.contains(t) {
+                index.entry(t.clone()).or_insert_with(blank).action = true;
+            }
+        }
+
+        let earliest = baselines.iter().filter_map(|b| b.published).min();
+        let latest = baselines.iter().filter_map(|b| b.published).max();
         Ok(Profile {
             baselines,
             facets,
             threshold: 0.5,
             syndicated,
             centroid,
-            models,
             known_names,
             seed_vocabulary,
-            action_terms,
             excluded,
+            index,
+            earliest,
+            latest,
         })
     }
 
@@ -656,6 +738,9 @@ mod tests {
         assert!(drug.terms["heroin"] < 0.5);
         let (s, hits) = drug.strength(["fentanyl", "talk"]);
         assert!(s > 0.9 && hits == ["fentanyl"]);
+        // Generic drug words alone stay below one specific word.
+        let (weak, _) = drug.strength(["drug", "narcot", "smuggl", "traffick", "cartel"]);
+        assert!(weak <= WEAK_DRUG_CAP + 1e-9, "{weak}");
     }
 
     #[test]
