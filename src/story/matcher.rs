@@ -84,10 +84,14 @@ pub struct Verdict {
 const COSINE_SATURATION: f64 = 0.35;
 /// Days around a baseline article's date within which an item reports the same event.
 const EVENT_WINDOW_DAYS: i64 = 3;
+/// Days after a baseline article within which a late recap can still be the same event, when
+/// it adds no new action and is close to the article.
+const RECAP_WINDOW_DAYS: i64 = 10;
 /// Cosine to a baseline above which a later item is still the same report.
 const SAME_REPORT_COSINE: f64 = 0.6;
-/// Cosine to a baseline above which an undated item without new actions is a re-report.
-const UNDATED_REREPORT_COSINE: f64 = 0.3;
+/// Cosine to a baseline above which a late recap or an undated item without new actions is a
+/// re-report.
+const RECAP_COSINE: f64 = 0.3;
 
 /// The measurements the verdict is made from.
 #[derive(Debug, Clone)]
@@ -272,8 +276,13 @@ impl Profile {
         let item_date = item
             .published
             .map(|ts| ts.to_zoned(jiff::tz::TimeZone::UTC).date());
-        let in_window: Option<usize> = item_date.and_then(|d| self.event_window(d, &sig));
-        let (nearest, nearest_cos) = match in_window {
+        let in_window: Option<usize> = item_date
+            .and_then(|d| self.event_window(d, &sig, -EVENT_WINDOW_DAYS, EVENT_WINDOW_DAYS));
+        let in_recap: Option<usize> = match (item_date, in_window) {
+            (Some(d), None) => self.event_window(d, &sig, 1, RECAP_WINDOW_DAYS),
+            _ => None,
+        };
+        let (nearest, nearest_cos) = match in_window.or(in_recap) {
             Some(i) => (i, sig.baseline_cosine[i]),
             None => nearest_by_cosine(&sig),
         };
@@ -300,6 +309,19 @@ impl Profile {
                     (VerdictKind::ReReport, reason)
                 }
             }
+            Some(d) if in_recap.is_some() => {
+                let b = self.baselines[nearest].published;
+                let reason = format!(
+                    "time: published {d}, {} days after the baseline {}",
+                    b.map_or(0, |b| days_between(b, d)),
+                    b.map_or_else(String::new, |b| b.to_string())
+                );
+                if new_actions.is_empty() && nearest_cos >= RECAP_COSINE {
+                    (VerdictKind::ReReport, reason)
+                } else {
+                    (VerdictKind::FollowUp, reason)
+                }
+            }
             Some(d) => {
                 let latest = self.latest;
                 let reason = match latest.map(|l| days_between(l, d)) {
@@ -315,7 +337,7 @@ impl Profile {
                 }
             }
             None => {
-                let kind = if new_actions.is_empty() && nearest_cos >= UNDATED_REREPORT_COSINE {
+                let kind = if new_actions.is_empty() && nearest_cos >= RECAP_COSINE {
                     VerdictKind::ReReport
                 } else {
                     VerdictKind::FollowUp
@@ -351,14 +373,14 @@ impl Profile {
         }
     }
 
-    /// A baseline whose date lies within the event window of `date` (the most similar one
-    /// when several do).
-    fn event_window(&self, date: Date, sig: &Signals) -> Option<usize> {
+    /// A baseline article published between `from` and `to` days before `date` (the most
+    /// similar one when several are).
+    fn event_window(&self, date: Date, sig: &Signals, from: i64, to: i64) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for (i, b) in self.baselines.iter().enumerate() {
             let Some(bd) = b.published else { continue };
             let gap = days_between(bd, date);
-            if (-EVENT_WINDOW_DAYS..=EVENT_WINDOW_DAYS).contains(&gap) {
+            if (from..=to).contains(&gap) {
                 let c = sig.baseline_cosine[i];
                 if best.is_none_or(|(_, bc)| c > bc) {
                     best = Some((i, c));
@@ -599,6 +621,26 @@ mod tests {
         let v = classify(&p, "Biden and Xi agree to curb fentanyl", "", "2023-11-15");
         assert_eq!(v.verdict, VerdictKind::ReReport, "{:?}", v.why);
         assert!(v.why.iter().any(|w| w.contains("before the baseline")));
+    }
+
+    #[test]
+    fn late_recap_needs_no_new_action() {
+        let p = profile();
+        let recap = classify(
+            &p,
+            "US and Chinese officials met in Beijing for counternarcotics talks on fentanyl",
+            "The working group discussed precursor chemicals.",
+            "2024-02-06",
+        );
+        assert_eq!(recap.verdict, VerdictKind::ReReport, "{:?}", recap.why);
+        let action = classify(
+            &p,
+            "US indicts Chinese firms after Beijing fentanyl talks",
+            "Prosecutors unsealed indictments; tariffs were also discussed.",
+            "2024-02-06",
+        );
+        assert_eq!(action.verdict, VerdictKind::FollowUp, "{:?}", action.why);
+        assert!(action.why.iter().any(|w| w.starts_with("new: ")));
     }
 
     #[test]
