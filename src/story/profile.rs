@@ -260,6 +260,8 @@ pub struct Profile {
     pub(crate) centroid: HashMap<String, f64>,
     /// Lowercased words of every name the seeds mention: names known to the story.
     pub(crate) known_names: HashSet<String>,
+    /// Term → readable form for summaries (`beij` → `beijing`).
+    pub(crate) display: HashMap<String, String>,
     /// Date of the earliest dated baseline article.
     pub(crate) earliest: Option<jiff::civil::Date>,
     /// Date of the latest dated baseline article.
@@ -428,9 +430,18 @@ impl Profile {
         let mut known_names = HashSet::new();
         let mut china_names = Vec::new();
         let mut us_names = Vec::new();
+        // Term → a readable form (the first way a seed wrote it), for summaries.
+        let mut display: HashMap<String, String> = HashMap::new();
         for (i, b) in baselines.iter().enumerate() {
             let full = format!("{}\n{}", b.title, b.text);
-            let terms = text::terms(&full);
+            let analysed = text::analyse(&full);
+            for tok in &analysed.tokens {
+                if !display.contains_key(&tok.term) {
+                    let surface = &analysed.text[tok.span.clone()];
+                    display.insert(tok.term.clone(), surface.to_lowercase());
+                }
+            }
+            let terms: Vec<String> = analysed.tokens.into_iter().map(|t| t.term).collect();
             group_terms[group_of[i]].extend(terms.iter().cloned());
             for name in text::entities(&full) {
                 for w in name.split_whitespace() {
@@ -583,6 +594,17 @@ impl Profile {
         }
         normalize_vector(&mut centroid);
 
+        for word in DRUG_LEXICON
+            .iter()
+            .map(|(w, _)| *w)
+            .chain(CHINA_LEXICON.iter().map(|(w, _, _)| *w))
+            .chain(US_LEXICON.iter().map(|(w, _)| *w))
+            .chain(tuning.add_terms.iter().map(String::as_str))
+        {
+            if let Some(t) = term_of(word) {
+                display.entry(t).or_insert_with(|| word.to_lowercase());
+            }
+        }
         let action_terms: HashSet<String> =
             ACTION_WORDS.iter().filter_map(|w| term_of(w)).collect();
 
@@ -629,6 +651,7 @@ impl Profile {
             seed_vocabulary,
             excluded,
             index,
+            display,
             earliest,
             latest,
         })
@@ -667,7 +690,7 @@ impl Profile {
             let list: Vec<String> = terms
                 .iter()
                 .take(8)
-                .map(|(t, w)| format!("{t} {w:.2}"))
+                .map(|(t, w)| format!("{} {w:.2}", self.readable(t)))
                 .collect();
             out.push_str(&format!(
                 "facet {} ({}): {}\n",
@@ -678,15 +701,20 @@ impl Profile {
         }
         let mut top: Vec<(&String, &f64)> = self.centroid.iter().collect();
         top.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-        let list: Vec<&str> = top.iter().take(15).map(|(t, _)| t.as_str()).collect();
+        let list: Vec<&str> = top.iter().take(15).map(|(t, _)| self.readable(t)).collect();
         out.push_str(&format!("top terms: {}\n", list.join(", ")));
         if !self.excluded.is_empty() {
-            let mut ex: Vec<&str> = self.excluded.iter().map(String::as_str).collect();
+            let mut ex: Vec<&str> = self.excluded.iter().map(|t| self.readable(t)).collect();
             ex.sort_unstable();
             out.push_str(&format!("excluded: {}\n", ex.join(", ")));
         }
         out.push_str(&format!("threshold: {:.2}\n", self.threshold));
         out
+    }
+
+    /// A readable form of an analysed term: how the seeds wrote it, else the term itself.
+    pub fn readable<'a>(&'a self, term: &'a str) -> &'a str {
+        self.display.get(term).map_or(term, String::as_str)
     }
 
     /// Weight of a term in the centroid (0 when absent); for tests and explanations.
