@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-use super::profile::{Profile, TermInfo};
+use super::profile::{Profile, RecountedEvent, TermInfo};
 use super::text;
 
 /// What the matcher reads of an item.
@@ -282,6 +282,18 @@ impl Profile {
             (Some(d), None) => self.event_window(d, &sig, 1, RECAP_WINDOW_DAYS),
             _ => None,
         };
+        // Earlier events the seeds recount (the summit behind the talks) count like baseline
+        // articles for timing, with the nearest article by similarity.
+        let recounted = match (item_date, in_window.or(in_recap)) {
+            (Some(d), None) => self
+                .recounted_window(d, -EVENT_WINDOW_DAYS, EVENT_WINDOW_DAYS)
+                .map(|e| (e, true))
+                .or_else(|| {
+                    self.recounted_window(d, 1, RECAP_WINDOW_DAYS)
+                        .map(|e| (e, false))
+                }),
+            _ => None,
+        };
         let (nearest, nearest_cos) = match in_window.or(in_recap) {
             Some(i) => (i, sig.baseline_cosine[i]),
             None => nearest_by_cosine(&sig),
@@ -292,12 +304,8 @@ impl Profile {
         new.extend(new_names.iter().cloned());
 
         let earliest = self.earliest;
-        let (kind, time_reason) = match item_date {
-            Some(d) if earliest.is_some_and(|e| days_between(d, e) > 1) => (
-                VerdictKind::ReReport,
-                format!("time: published {d}, before the baseline: an event the baseline recounts"),
-            ),
-            Some(d) if in_window.is_some() => {
+        let (kind, time_reason) = match (item_date, recounted) {
+            (Some(d), _) if in_window.is_some() => {
                 let b = self.baselines[nearest].published;
                 let reason = format!(
                     "time: published {d}, within {EVENT_WINDOW_DAYS} days of the baseline {}",
@@ -309,7 +317,7 @@ impl Profile {
                     (VerdictKind::ReReport, reason)
                 }
             }
-            Some(d) if in_recap.is_some() => {
+            (Some(d), _) if in_recap.is_some() => {
                 let b = self.baselines[nearest].published;
                 let reason = format!(
                     "time: published {d}, {} days after the baseline {}",
@@ -322,7 +330,28 @@ impl Profile {
                     (VerdictKind::FollowUp, reason)
                 }
             }
-            Some(d) => {
+            (Some(d), Some((event, at_event))) => {
+                let reason = format!(
+                    "time: published {d}, {} the {} event the baseline recounts",
+                    if at_event { "at" } else { "shortly after" },
+                    event_label(&event)
+                );
+                let same = if at_event {
+                    new_actions.len() < 2
+                } else {
+                    new_actions.is_empty() && nearest_cos >= RECAP_COSINE
+                };
+                if same {
+                    (VerdictKind::ReReport, reason)
+                } else {
+                    (VerdictKind::FollowUp, reason)
+                }
+            }
+            (Some(d), None) if earliest.is_some_and(|e| days_between(d, e) > 1) => (
+                VerdictKind::ReReport,
+                format!("time: published {d}, before the baseline events: old news for this story"),
+            ),
+            (Some(d), None) => {
                 let latest = self.latest;
                 let reason = match latest.map(|l| days_between(l, d)) {
                     Some(n) if n > 0 => {
@@ -336,7 +365,7 @@ impl Profile {
                     (VerdictKind::FollowUp, reason)
                 }
             }
-            None => {
+            (None, _) => {
                 let kind = if new_actions.is_empty() && nearest_cos >= RECAP_COSINE {
                     VerdictKind::ReReport
                 } else {
@@ -371,6 +400,16 @@ impl Profile {
             },
             None => id.to_string(),
         }
+    }
+
+    /// A recounted event that `date` falls between `from` and `to` days after (for an event
+    /// known only by its month, the month counts as the event's day).
+    fn recounted_window(&self, date: Date, from: i64, to: i64) -> Option<RecountedEvent> {
+        self.recounted.iter().copied().find(|e| {
+            let gap = days_between(e.date, date);
+            let extra = if e.day_known { 0 } else { 30 };
+            gap >= from && gap <= to + extra
+        })
     }
 
     /// A baseline article published between `from` and `to` days before `date` (the most
@@ -463,6 +502,15 @@ impl Profile {
             out.push_str(if s > 0.0 { " ✓" } else { " ✗" });
         }
         out
+    }
+}
+
+/// `2023-11-15`, or `2023-11` when only the month is known.
+fn event_label(e: &RecountedEvent) -> String {
+    if e.day_known {
+        e.date.to_string()
+    } else {
+        format!("{:04}-{:02}", e.date.year(), e.date.month())
     }
 }
 
@@ -620,7 +668,22 @@ mod tests {
         assert_eq!(v.verdict, VerdictKind::FollowUp, "{:?}", v.why);
         let v = classify(&p, "Biden and Xi agree to curb fentanyl", "", "2023-11-15");
         assert_eq!(v.verdict, VerdictKind::ReReport, "{:?}", v.why);
-        assert!(v.why.iter().any(|w| w.contains("before the baseline")));
+        assert!(
+            v.why.iter().any(|w| w.contains("at the 2023-11-15 event")),
+            "{:?}",
+            v.why
+        );
+        // Between the recounted summit and the first baseline article: a development.
+        let v = classify(
+            &p,
+            "China tells chemical firms to stop selling fentanyl precursors to the US",
+            "",
+            "2023-12-20",
+        );
+        assert_eq!(v.verdict, VerdictKind::FollowUp, "{:?}", v.why);
+        // Before every event the story knows: old news.
+        let v = classify(&p, "US and China discuss fentanyl", "", "2021-05-01");
+        assert_eq!(v.verdict, VerdictKind::ReReport, "{:?}", v.why);
     }
 
     #[test]

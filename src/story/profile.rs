@@ -13,8 +13,17 @@
 //!   scaled by their spread over the reports, lexicon words the seeds do not use enter at a
 //!   reduced weight, and names the seeds introduce as Chinese (`Chinese Foreign Minister Wang
 //!   Yi`) or American join the matching facet. Drug and China are required; US is supporting.
-//! - the baseline articles' own vectors, vocabularies and dates, for the nearest baseline and
-//!   for novelty (follow-up versus re-report).
+//! - the baseline articles' own vectors and dates, for the nearest baseline and for novelty
+//!   (follow-up versus re-report).
+//!
+//! Everything the matcher needs per term (centroid weight, facet weights, per-baseline
+//! weights, whether it is an action word) is folded into one index at the end of the build,
+//! so classifying an item costs one hash lookup per distinct term.
+//!
+//! Tuning: `add_terms` join the centroid at the weight of the story's strongest term (they
+//! raise similarity, not facet membership); `boost_terms` multiply a term's centroid and facet
+//! weights (facet weights capped at 1); `exclude_terms` are removed everywhere and ignored in
+//! items.
 
 use std::collections::{HashMap, HashSet};
 
@@ -256,13 +265,15 @@ pub struct Profile {
     pub threshold: f64,
     /// Groups of baseline indices that are syndicated copies of one report.
     pub syndicated: Vec<Vec<usize>>,
+    /// Earlier events the baseline articles recount (see [`RecountedEvent`]).
+    pub recounted: Vec<RecountedEvent>,
     /// Unit-length centroid of the story.
     pub(crate) centroid: HashMap<String, f64>,
     /// Lowercased words of every name the seeds mention: names known to the story.
     pub(crate) known_names: HashSet<String>,
     /// Term → readable form for summaries (`beij` → `beijing`).
     pub(crate) display: HashMap<String, String>,
-    /// Date of the earliest dated baseline article.
+    /// Date of the earliest baseline article or recounted event.
     pub(crate) earliest: Option<jiff::civil::Date>,
     /// Date of the latest dated baseline article.
     pub(crate) latest: Option<jiff::civil::Date>,
@@ -288,6 +299,125 @@ pub(crate) struct TermInfo {
     pub baseline: Box<[f64]>,
     /// Whether the term is an action word (see `ACTION_WORDS`).
     pub action: bool,
+}
+
+/// An earlier event the baseline articles recount (e.g. the summit that set up the talks they
+/// report), found from dates mentioned in the seed texts. Coverage of it is a re-report, not a
+/// follow-up, even though no baseline article is dated then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecountedEvent {
+    /// The date mentioned (the first of the month when only the month is named).
+    pub date: jiff::civil::Date,
+    /// Whether the seeds name the day (`November 15`) or only the month (`last November`).
+    pub day_known: bool,
+    /// How many independent reports mention it.
+    pub reports: usize,
+}
+
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// Month number of a month name or its abbreviation (`Nov.`, `Sept`), if `word` is one.
+/// `May` only in full, and only capitalised, since "may" is mostly the verb.
+fn month_of(word: &str) -> Option<i8> {
+    let w = word.trim_end_matches('.');
+    if w.len() < 3 || !w.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return None;
+    }
+    let lower = w.to_ascii_lowercase();
+    let n = MONTHS.iter().position(|m| {
+        *m == lower
+            || (lower.len() >= 3
+                && lower != "may"
+                && m.starts_with(lower.as_str())
+                && lower.len() <= 4)
+    })?;
+    i8::try_from(n + 1).ok()
+}
+
+/// Dates the seed texts mention (`November 15`, `Nov. 15`, `November 2023`, `last November`),
+/// with the year resolved against the article's own date (a month named without a year is the
+/// latest one not more than a month after publication).
+fn mentioned_dates(article: &BaselineArticle) -> Vec<(jiff::civil::Date, bool)> {
+    let Some(published) = article.published else {
+        return Vec::new();
+    };
+    let words: Vec<&str> = article
+        .text
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '’' | '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        let Some(month) = month_of(w) else { continue };
+        let next = words.get(i + 1).map(|n| n.trim_end_matches(['.', ':']));
+        let number: Option<i16> = next.and_then(|n| n.parse().ok());
+        let (day, year) = match number {
+            Some(n @ 1..=31) => (Some(n as i8), None),
+            Some(n @ 1900..=2100) => (None, Some(n)),
+            _ => (None, None),
+        };
+        let year = year.unwrap_or_else(|| {
+            // The latest year in which this month starts no later than a month after
+            // publication.
+            let y = published.year();
+            if i16::from(month) > i16::from(published.month()) + 1 {
+                y - 1
+            } else {
+                y
+            }
+        });
+        if let Ok(date) = jiff::civil::Date::new(year, month, day.unwrap_or(1)) {
+            out.push((date, day.is_some()));
+        }
+    }
+    out
+}
+
+/// Events recounted by at least two independent reports, excluding the baseline articles'
+/// own dates (those are covered by the articles themselves).
+fn recounted_events(baselines: &[BaselineArticle], group_of: &[usize]) -> Vec<RecountedEvent> {
+    // (year, month) → (groups mentioning it, a named day if any).
+    let mut months: std::collections::BTreeMap<(i16, i8), (HashSet<usize>, Option<i8>)> =
+        std::collections::BTreeMap::new();
+    for (i, b) in baselines.iter().enumerate() {
+        for (date, day_known) in mentioned_dates(b) {
+            let entry = months.entry((date.year(), date.month())).or_default();
+            entry.0.insert(group_of[i]);
+            if day_known && entry.1.is_none() {
+                entry.1 = Some(date.day());
+            }
+        }
+    }
+    let own: HashSet<(i16, i8)> = baselines
+        .iter()
+        .filter_map(|b| b.published)
+        .map(|d| (d.year(), d.month()))
+        .collect();
+    months
+        .into_iter()
+        .filter(|(key, (groups, _))| groups.len() >= 2 && !own.contains(key))
+        .filter_map(|((y, m), (groups, day))| {
+            let date = jiff::civil::Date::new(y, m, day.unwrap_or(1)).ok()?;
+            Some(RecountedEvent {
+                date,
+                day_known: day.is_some(),
+                reports: groups.len(),
+            })
+        })
+        .collect()
 }
 
 /// Shingle containment above which two seeds count as copies of one report.
@@ -639,13 +769,19 @@ impl Profile {
             }
         }
 
-        let earliest = baselines.iter().filter_map(|b| b.published).min();
+        let recounted = recounted_events(&baselines, &group_of);
+        let earliest = baselines
+            .iter()
+            .filter_map(|b| b.published)
+            .chain(recounted.iter().map(|e| e.date))
+            .min();
         let latest = baselines.iter().filter_map(|b| b.published).max();
         Ok(Profile {
             baselines,
             facets,
             threshold: 0.5,
             syndicated,
+            recounted,
             centroid,
             known_names,
             seed_vocabulary,
@@ -682,6 +818,17 @@ impl Profile {
             out.push_str(&format!(
                 "  syndicated copies counted once: {}\n",
                 ids.join(" + ")
+            ));
+        }
+        for e in &self.recounted {
+            let when = if e.day_known {
+                e.date.to_string()
+            } else {
+                format!("{:04}-{:02}", e.date.year(), e.date.month())
+            };
+            out.push_str(&format!(
+                "  earlier event the seeds recount: {when} (named in {} reports)\n",
+                e.reports
             ));
         }
         for f in &self.facets {
@@ -749,6 +896,22 @@ mod tests {
         let p = Profile::build(seeds(), &Tuning::default()).unwrap();
         assert_eq!(p.syndicated, vec![vec![0, 4]]);
         assert!(p.summary().contains("4 independent reports"));
+    }
+
+    #[test]
+    fn recounted_summit_is_found() {
+        let p = Profile::build(seeds(), &Tuning::default()).unwrap();
+        assert_eq!(p.recounted.len(), 1, "{:?}", p.recounted);
+        let e = p.recounted[0];
+        assert_eq!(e.date, jiff::civil::date(2023, 11, 15));
+        assert!(e.day_known && e.reports >= 3);
+        assert!(
+            p.summary()
+                .contains("earlier event the seeds recount: 2023-11-15")
+        );
+        assert_eq!(month_of("Nov."), Some(11));
+        assert_eq!(month_of("may"), None);
+        assert_eq!(month_of("Marching"), None);
     }
 
     #[test]
