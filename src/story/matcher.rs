@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-use super::profile::{Profile, RecountedEvent, TermInfo};
+use super::profile::{Profile, RecountedEvent, TermInfo, combine};
 use super::text;
 
 /// What the matcher reads of an item.
@@ -178,8 +178,11 @@ impl Profile {
     /// pass over its known terms.
     fn signals(&self, vector: &ItemVector<'_>) -> Signals {
         let nf = self.facets.len();
-        let mut miss = vec![1.0_f64; nf];
+        // Noisy-OR misses per facet: strong terms, weak terms, and bilateral terms (strong only
+        // when a supporting facet is hit), combined as in `Facet::strength`.
         let mut strong_miss = vec![1.0_f64; nf];
+        let mut weak_miss = vec![1.0_f64; nf];
+        let mut bilateral_miss = vec![1.0_f64; nf];
         let mut cosine = 0.0;
         let mut baseline_cosine = vec![0.0; self.baselines.len()];
         for (_, w, info) in vector.known() {
@@ -187,10 +190,12 @@ impl Profile {
             for fi in 0..nf {
                 let fw = info.facet[fi];
                 if fw > 0.0 {
-                    // Same noisy-OR with weak-term cap as `Facet::strength`.
                     let keep = 1.0 - fw.min(0.97);
-                    miss[fi] *= keep;
-                    if !info.weak[fi] {
+                    if info.weak[fi] {
+                        weak_miss[fi] *= keep;
+                    } else if info.bilateral[fi] {
+                        bilateral_miss[fi] *= keep;
+                    } else {
                         strong_miss[fi] *= keep;
                     }
                 }
@@ -199,8 +204,18 @@ impl Profile {
                 *b += w * bw;
             }
         }
+        let supported = self.facets.iter().enumerate().any(|(fi, f)| {
+            !f.required && strong_miss[fi] * weak_miss[fi] * bilateral_miss[fi] < 1.0
+        });
         let facet: Vec<f64> = (0..nf)
-            .map(|fi| (1.0 - miss[fi]).min((1.0 - strong_miss[fi]).max(self.facets[fi].weak_cap)))
+            .map(|fi| {
+                let (strong, weak) = if supported {
+                    (strong_miss[fi] * bilateral_miss[fi], weak_miss[fi])
+                } else {
+                    (strong_miss[fi], weak_miss[fi] * bilateral_miss[fi])
+                };
+                combine(strong, weak, self.facets[fi].weak_cap)
+            })
             .collect();
         let mut required = 1.0_f64;
         let mut supporting = 0.0_f64;

@@ -224,28 +224,44 @@ pub struct Facet {
     pub weak: HashSet<String>,
     /// Highest strength reachable from weak terms only.
     pub weak_cap: f64,
+    /// Terms that are strong only when the item also hits a supporting facet, and weak
+    /// otherwise: `counternarcotics` is this story when the US is in the item, and China's
+    /// domestic drug policing when it is not.
+    pub bilateral: HashSet<String>,
 }
 
 impl Facet {
-    /// Noisy-OR strength of the facet over a set of distinct terms: 1 − Π(1 − w).
-    pub fn strength<'a>(&self, terms: impl IntoIterator<Item = &'a str>) -> (f64, Vec<&'a str>) {
-        let mut miss = 1.0;
+    /// Noisy-OR strength of the facet over a set of distinct terms, 1 − Π(1 − w), with
+    /// evidence from weak terms alone capped at [`Facet::weak_cap`]. `supported` says whether
+    /// the item hits a supporting facet (which makes [`Facet::bilateral`] terms strong).
+    pub fn strength<'a>(
+        &self,
+        terms: impl IntoIterator<Item = &'a str>,
+        supported: bool,
+    ) -> (f64, Vec<&'a str>) {
+        let mut weak_miss = 1.0;
         let mut strong_miss = 1.0;
         let mut hits = Vec::new();
         for t in terms {
             if let Some(&w) = self.terms.get(t) {
                 let keep = 1.0 - w.min(0.97);
-                miss *= keep;
-                if !self.weak.contains(t) {
+                let weak = self.weak.contains(t) || (!supported && self.bilateral.contains(t));
+                if weak {
+                    weak_miss *= keep;
+                } else {
                     strong_miss *= keep;
                 }
                 hits.push(t);
             }
         }
-        let all = 1.0 - miss;
-        let strong = 1.0 - strong_miss;
-        (all.min(strong.max(self.weak_cap)), hits)
+        (combine(strong_miss, weak_miss, self.weak_cap), hits)
     }
+}
+
+/// Facet strength from the noisy-OR misses of its strong and weak terms: weak terms add to the
+/// strong ones, but their own part never exceeds `weak_cap`.
+pub(crate) fn combine(strong_miss: f64, weak_miss: f64, weak_cap: f64) -> f64 {
+    1.0 - strong_miss * weak_miss.max(1.0 - weak_cap)
 }
 
 /// Per-baseline data gathered while building (folded into the term index at the end).
@@ -295,6 +311,8 @@ pub(crate) struct TermInfo {
     pub facet: Box<[f64]>,
     /// Whether the term is a weak member of each facet.
     pub weak: Box<[bool]>,
+    /// Whether the term is a bilateral member of each facet (see [`Facet::bilateral`]).
+    pub bilateral: Box<[bool]>,
     /// Weight in each baseline article's unit vector (0 when absent), in baseline order.
     pub baseline: Box<[f64]>,
     /// Whether the term is an action word (see `ACTION_WORDS`).
@@ -638,6 +656,10 @@ impl Profile {
                 us.insert(t.clone(), lexicon_weight(&t, tier));
             }
         }
+        us.insert(
+            text::WHITE_HOUSE.to_string(),
+            lexicon_weight(text::WHITE_HOUSE, 0.85),
+        );
         for t in us_names {
             let w = lexicon_weight(&t, 0.7);
             us.entry(t).or_insert(w);
@@ -649,6 +671,10 @@ impl Profile {
                 terms: drug,
                 weak: weak_drug,
                 weak_cap: WEAK_DRUG_CAP,
+                bilateral: ["counternarcotics"]
+                    .iter()
+                    .filter_map(|w| term_of(w))
+                    .collect(),
             },
             Facet {
                 name: "China",
@@ -656,6 +682,7 @@ impl Profile {
                 terms: china,
                 weak: HashSet::new(),
                 weak_cap: 1.0,
+                bilateral: HashSet::new(),
             },
             Facet {
                 name: "US",
@@ -663,6 +690,7 @@ impl Profile {
                 terms: us,
                 weak: HashSet::new(),
                 weak_cap: 1.0,
+                bilateral: HashSet::new(),
             },
         ];
 
@@ -743,6 +771,7 @@ impl Profile {
             centroid: 0.0,
             facet: vec![0.0; facets.len()].into(),
             weak: vec![false; facets.len()].into(),
+            bilateral: vec![false; facets.len()].into(),
             baseline: vec![0.0; models.len()].into(),
             action: false,
         };
@@ -754,6 +783,7 @@ impl Profile {
                 let info = index.entry(t.clone()).or_insert_with(blank);
                 info.facet[fi] = w;
                 info.weak[fi] = f.weak.contains(t);
+                info.bilateral[fi] = f.bilateral.contains(t);
             }
         }
         for (bi, m) in models.iter().enumerate() {
@@ -927,11 +957,18 @@ mod tests {
         assert!(china.terms["china"] > china.terms["wuhan"]);
         // A lexicon word the seeds never use weighs less than one they all use.
         assert!(drug.terms["heroin"] < 0.5);
-        let (s, hits) = drug.strength(["fentanyl", "talk"]);
+        let (s, hits) = drug.strength(["fentanyl", "talk"], false);
         assert!(s > 0.9 && hits == ["fentanyl"]);
         // Generic drug words alone stay below one specific word.
-        let (weak, _) = drug.strength(["drug", "narcot", "smuggl", "traffick", "cartel"]);
+        let (weak, _) = drug.strength(["drug", "narcot", "smuggl", "traffick", "cartel"], true);
         assert!(weak <= WEAK_DRUG_CAP + 1e-9, "{weak}");
+        // Counternarcotics counts fully only in a bilateral item.
+        let (alone, _) = drug.strength(["counternarcot", "drug"], false);
+        let (bilateral, _) = drug.strength(["counternarcot", "drug"], true);
+        assert!(
+            alone <= WEAK_DRUG_CAP + 1e-9 && bilateral > 0.85,
+            "{alone} {bilateral}"
+        );
     }
 
     #[test]

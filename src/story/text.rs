@@ -293,15 +293,19 @@ pub const CJK: &[(&str, &str)] = &[
     ("贩运", "traffick"),
 ];
 
-/// Two-term phrases (as analysed terms) that mean counternarcotics; each also yields the
-/// term `counternarcot`, so "anti-drug cooperation" and "drug-control talks" weigh like
-/// "counternarcotics cooperation".
-const PHRASES: &[(&str, &str)] = &[
-    ("anti", "drug"),
-    ("drug", "control"),
-    ("narcot", "control"),
-    ("counter", "narcot"),
+/// Two-term phrases (as analysed terms) that mean one thing: each also yields the third term,
+/// so "anti-drug cooperation" and "drug-control talks" weigh like "counternarcotics
+/// cooperation", and "White House" is recognised as the US government.
+const PHRASES: &[(&str, &str, &str)] = &[
+    ("anti", "drug", "counternarcot"),
+    ("drug", "control", "counternarcot"),
+    ("narcot", "control", "counternarcot"),
+    ("counter", "narcot", "counternarcot"),
+    ("white", "hous", WHITE_HOUSE),
 ];
+
+/// The term for "White House" (the US government's voice; neither word means it alone).
+pub const WHITE_HOUSE: &str = "white_house";
 
 /// FNV-1a: a fast hash for short word and term keys. Used for the profile's term index (built
 /// from seeds) and the per-thread word memo, whose size is capped, so hash flooding by
@@ -636,10 +640,12 @@ pub fn analyse(input: &str) -> Analysed {
         let end = start + word.len();
         if let Some((i, first)) = previous {
             let before = tokens[i].term.as_str();
-            if PHRASES.iter().any(|(a, b)| before == *a && term == *b) {
+            if let Some((_, _, joined)) =
+                PHRASES.iter().find(|(a, b, _)| before == *a && term == *b)
+            {
                 tokens.push(Token {
                     span: first..end,
-                    term: "counternarcot".to_string(),
+                    term: (*joined).to_string(),
                 });
             }
         }
@@ -786,6 +792,7 @@ mod tests {
         assert!(terms("anti-drug talks").contains(&"counternarcot".to_string()));
         assert!(terms("drug control cooperation").contains(&"counternarcot".to_string()));
         assert!(!terms("drug prices").contains(&"counternarcot".to_string()));
+        assert!(terms("the White House said").contains(&WHITE_HOUSE.to_string()));
         let a = analyse("the anti-drug group");
         assert_eq!(a.surface("counternarcot"), Some("anti-drug"));
         let zh = analyse("美国和中国");
