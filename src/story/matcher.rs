@@ -166,8 +166,8 @@ fn days_between(from: Date, to: Date) -> i64 {
 }
 
 impl Profile {
-    /// Measures an item against the profile (for evaluation tools and tuning).
-    #[allow(dead_code)]
+    /// Measures an item against the profile (for tuning experiments in tests).
+    #[cfg(test)]
     pub(crate) fn measure(&self, item: &MatchInput<'_>) -> Signals {
         let analysed = text::analyse(&join(item));
         let terms: Vec<&str> = analysed.tokens.iter().map(|t| t.term.as_str()).collect();
@@ -788,6 +788,24 @@ mod tests {
         assert!(zh.verdict.is_detection(), "{:?}", zh.why);
         let zh_off = classify(&p, "中国队赢得乒乓球冠军", "", "2025-11-10");
         assert_eq!(zh_off.verdict, VerdictKind::OffTopic);
+    }
+
+    #[test]
+    fn bilateral_counternarcotics_versus_domestic() {
+        let p = profile();
+        let input = |title| MatchInput {
+            title,
+            summary: "",
+            content: "",
+            published: at("2025-06-01"),
+        };
+        let domestic = p.measure(&input("China launches counternarcotics campaign in Yunnan"));
+        let bilateral = p.measure(&input(
+            "China and the US launch counternarcotics campaign in Yunnan",
+        ));
+        assert!(domestic.facet[0] <= 0.65 + 1e-9, "{:?}", domestic.facet);
+        assert!(bilateral.facet[0] > domestic.facet[0]);
+        assert!(domestic.score < p.threshold && bilateral.score >= p.threshold);
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! so classifying an item costs one hash lookup per distinct term.
 //!
 //! Tuning: `add_terms` join the centroid at the weight of the story's strongest term (they
-//! raise similarity, not facet membership); `boost_terms` multiply a term's centroid and facet
+//! raise similarity; a facet lexicon word also gets its full facet weight, as if every seed
+//! used it, but an add term does not join a facet it is not a lexicon word of); `boost_terms` multiply a term's centroid and facet
 //! weights (facet weights capped at 1); `exclude_terms` are removed everywhere and ignored in
 //! items.
 
@@ -255,6 +256,24 @@ impl Facet {
             }
         }
         (combine(strong_miss, weak_miss, self.weak_cap), hits)
+    }
+}
+
+/// The class-lexicon tier of a term in facet `facet` (0 drug, 1 China, 2 US), for lexicon
+/// words whose weight scales with their spread over the seeds (not places or names).
+fn lexicon_tier(facet: usize, term: &str) -> Option<f64> {
+    let matches = |w: &str| term_of(w).is_some_and(|t| t == term);
+    match facet {
+        0 => DRUG_LEXICON
+            .iter()
+            .find(|(w, _)| matches(w))
+            .map(|(_, t)| *t),
+        1 => CHINA_LEXICON
+            .iter()
+            .find(|(w, _, s)| *s == Source::Lexicon && matches(w))
+            .map(|(_, t, _)| *t),
+        2 => US_LEXICON.iter().find(|(w, _)| matches(w)).map(|(_, t)| *t),
+        _ => None,
     }
 }
 
@@ -705,6 +724,12 @@ impl Profile {
                 });
             }
             for t in ts {
+                // "As if the seeds used it prominently": full spread for lexicon members too.
+                for (fi, f) in facets.iter_mut().enumerate() {
+                    if let (Some(w), Some(tier)) = (f.terms.get_mut(&t), lexicon_tier(fi, &t)) {
+                        *w = w.max(tier);
+                    }
+                }
                 centroid.insert(t, max_weight);
             }
         }
@@ -979,6 +1004,21 @@ mod tests {
         let s = p.summary();
         assert!(s.contains("facet drug (required): fentanyl"), "{s}");
         assert!(s.contains("syndicated copies counted once"), "{s}");
+    }
+
+    #[test]
+    fn added_lexicon_term_gets_full_facet_weight() {
+        let base = Profile::build(seeds(), &Tuning::default()).unwrap();
+        let added = Profile::build(
+            seeds(),
+            &Tuning {
+                add_terms: vec!["heroin".into()],
+                ..Tuning::default()
+            },
+        )
+        .unwrap();
+        assert!(added.facets[0].terms["heroin"] > base.facets[0].terms["heroin"]);
+        assert!((added.facets[0].terms["heroin"] - 0.4).abs() < 1e-9);
     }
 
     #[test]
