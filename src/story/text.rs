@@ -211,6 +211,25 @@ const STOPWORDS: &[&str] = &[
     "un",
     "una",
     "unidos",
+    // French and Portuguese function words.
+    "et",
+    "le",
+    "les",
+    "des",
+    "du",
+    "au",
+    "aux",
+    "une",
+    "pour",
+    "dans",
+    "avec",
+    "unis",
+    "do",
+    "da",
+    "dos",
+    "das",
+    "em",
+    "os",
     "al",
     "lo",
     "es",
@@ -221,8 +240,8 @@ const STOPWORDS: &[&str] = &[
     "como",
 ];
 
-/// Spanish (and a few English variant) word forms mapped to the English stem of the same facet
-/// word. Derived by translating the profile's top facet terms (fentanyl, precursor, opioid,
+/// Spanish (and a few French, Portuguese and English variant) word forms mapped to the English
+/// stem of the same facet word. Derived by translating the profile's top facet terms (fentanyl, precursor, opioid,
 /// counternarcotics, drug, trafficking, tariff, China, Chinese, Beijing, US, Washington, cartel);
 /// it is a translation table, not a list of item words.
 pub const CROSS_LINGUAL: &[(&str, &str)] = &[
@@ -261,6 +280,29 @@ pub const CROSS_LINGUAL: &[(&str, &str)] = &[
     ("ee.uu", "us"),
     ("estadounidense", "american"),
     ("estadounidenses", "american"),
+    // French and Portuguese forms of the same words, where they differ from the above.
+    ("chine", "china"),
+    ("chinois", "chines"),
+    ("chinoise", "chines"),
+    ("chinoises", "chines"),
+    ("pékin", "beijing"),
+    ("précurseurs", "precursor"),
+    ("précurseur", "precursor"),
+    ("opioïdes", "opioid"),
+    ("stupéfiants", "narcot"),
+    ("drogue", "drug"),
+    ("drogues", "drug"),
+    ("américain", "american"),
+    ("américaine", "american"),
+    ("américains", "american"),
+    ("états", "us"),
+    ("douane", "tariff"),
+    ("douanes", "tariff"),
+    ("chinês", "chines"),
+    ("chinesa", "chines"),
+    ("chineses", "chines"),
+    ("pequim", "beijing"),
+    ("tarifas", "tariff"),
     ("u.s", "us"),
     ("u.s.a", "us"),
     ("usa", "us"),
@@ -780,6 +822,10 @@ mod tests {
         assert_eq!(
             terms("precursores de fentanilo a Estados Unidos y China"),
             vec!["precursor", "fentanyl", "us", "china"]
+        );
+        assert_eq!(
+            terms("La Chine et les États-Unis : précurseurs du fentanyl"),
+            vec!["china", "us", "precursor", "fentanyl"]
         );
         let zh = terms("中国对美国出口芬太尼前体实施许可");
         for t in ["china", "us", "fentanyl", "precursor"] {
