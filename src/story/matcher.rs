@@ -809,6 +809,40 @@ mod tests {
     }
 
     #[test]
+    fn nasty_inputs_do_not_panic() {
+        let p = profile();
+        let long = "Fentanyl China ".repeat(5000);
+        let inputs = [
+            "",
+            "   \n\t ",
+            "<",
+            "<<>>&&;;",
+            "&#xFFFFFFFF; &#0; &#55296; &bogus; &amp",
+            "<p unclosed fentanyl China",
+            "中国 fentanyl 美国 U.S. 芬太尼—China’s “Xi”",
+            "e\u{301}\u{301}\u{301} ﬁ ＦＥＮＴＡＮＹＬ 中國",
+            "مرحبا الصين فنتانيل",
+            "🇨🇳🇺🇸 💊 fentanyl 🇨🇳",
+            "A. B. C. D. E. US. China. Fentanyl.",
+            "ÉTATS-UNIS CHINE FENTANYL PRÉCURSEURS",
+            "\u{0}\u{feff}\u{200b}China\u{200d}fentanyl",
+            long.as_str(),
+        ];
+        for title in inputs {
+            for summary in inputs {
+                let v = p.classify(&MatchInput {
+                    title,
+                    summary,
+                    content: "",
+                    published: at("2025-01-01"),
+                });
+                assert!((0.0..=1.0).contains(&v.score), "{title:?} {summary:?}");
+                assert!(!v.why.is_empty());
+            }
+        }
+    }
+
+    #[test]
     fn undated_items_use_novelty() {
         let p = profile();
         let v = classify(
