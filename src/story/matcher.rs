@@ -8,11 +8,26 @@
 //! - the supporting US facet (the story is bilateral), and
 //! - the cosine to the seed centroid (how much of the story's vocabulary it shares),
 //!
-//! into [0, 1], with the shipped threshold at [`Profile::threshold`]. On-topic items are then
-//! split into re-reports and follow-ups by time and novelty: an item dated before the
-//! baseline, or within a few days of a baseline article and adding no new actions, reports a
-//! known event; anything later, or with new actions (tariffs, charges, sentences, controls…),
-//! is a follow-up.
+//! into `required × (0.6 + 0.15 × US + 0.25 × similarity)` in [0, 1], with the shipped
+//! threshold at [`Profile::threshold`] (0.5). Generic drug words (`drug`, `smuggling`) alone
+//! cap the drug facet at 0.65, and `counternarcotics` counts fully only when the US side is in
+//! the item, so China's domestic drug news stays below the threshold. Items that touch both
+//! required facets but score below it are `related`; the rest are `off_topic`.
+//!
+//! On-topic items are then split by time and novelty:
+//!
+//! - within 3 days of a baseline article's date, or of an earlier event the seeds recount
+//!   (the November 2023 summit): a re-report, unless it brings at least two new action words;
+//! - 1–10 days after one: a re-report only when it brings no new action word and is close to
+//!   the article (a late recap);
+//! - before every event the story knows: a re-report (old news for this story);
+//! - later: a follow-up, unless it is nearly the same text as a baseline article with nothing
+//!   new;
+//! - undated: a re-report when it brings no new action word and is close to a baseline
+//!   article, else a follow-up.
+//!
+//! "New action words" are words of courts, governments and trade (tariff, indictment,
+//! sentenced, controls, white paper…) that the nearest baseline article does not use.
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -237,6 +252,12 @@ impl Profile {
     }
 
     /// Classifies one item.
+    ///
+    /// `why` explains the verdict in order: the item's words that weigh most in the story
+    /// (`terms: …`), which facets it hits (`facets: drug ✓ China ✓ US ✗`), the score, for
+    /// on-topic items the new actions and names (`new: tariff, Busan`), then the nearest
+    /// baseline article (`nearest: AFP 2024-01-29`) and the timing that decided between
+    /// follow-up and re-report.
     pub fn classify(&self, item: &MatchInput<'_>) -> Verdict {
         let analysed = text::analyse(&join(item));
         let mut terms: Vec<&str> = analysed.tokens.iter().map(|t| t.term.as_str()).collect();
