@@ -184,7 +184,7 @@ impl Profile {
     /// Measures an item against the profile (for tuning experiments in tests).
     #[cfg(test)]
     pub(crate) fn measure(&self, item: &MatchInput<'_>) -> Signals {
-        let analysed = text::analyse(&join(item));
+        let analysed = text::analyse_string(join(item));
         let terms: Vec<&str> = analysed.tokens.iter().map(|t| t.term.as_str()).collect();
         self.signals(&ItemVector::new(&terms, self))
     }
@@ -259,7 +259,7 @@ impl Profile {
     /// baseline article (`nearest: AFP 2024-01-29`) and the timing that decided between
     /// follow-up and re-report.
     pub fn classify(&self, item: &MatchInput<'_>) -> Verdict {
-        let analysed = text::analyse(&join(item));
+        let analysed = text::analyse_string(join(item));
         let mut terms: Vec<&str> = analysed.tokens.iter().map(|t| t.term.as_str()).collect();
         if !self.excluded.is_empty() {
             terms.retain(|t| !self.excluded.contains(*t));

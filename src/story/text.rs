@@ -566,6 +566,8 @@ pub struct Analysed {
     pub text: String,
     /// Terms in reading order.
     pub tokens: Vec<Token>,
+    /// Whether the text is written in capitals (see [`is_all_caps`]).
+    pub caps: bool,
 }
 
 impl Analysed {
@@ -585,7 +587,7 @@ impl Analysed {
     /// are not tokens, so they end a run (`Bank of China` gives `Bank` and `China`).
     pub fn name_runs(&self) -> Vec<std::ops::Range<usize>> {
         let mut runs = Vec::new();
-        if is_all_caps(&self.text) {
+        if self.caps {
             return runs;
         }
         let ascii = self.text.is_ascii();
@@ -646,7 +648,21 @@ impl Analysed {
 /// (`anti-drug`, `drug control`, `counter-narcotics`) also yield `counternarcot`; Chinese is
 /// matched against [`CJK`] on whole runs of Han characters.
 pub fn analyse(input: &str) -> Analysed {
-    let text = normalize(input);
+    analyse_owned(normalize(input))
+}
+
+/// [`analyse`] for text the caller already owns: plain ASCII without markup (the common case
+/// for feed items) is used as it is, without a copy.
+pub fn analyse_string(input: String) -> Analysed {
+    let text = if input.is_ascii() && !input.contains(['<', '&']) {
+        input
+    } else {
+        normalize(&input)
+    };
+    analyse_owned(text)
+}
+
+fn analyse_owned(text: String) -> Analysed {
     let caps = is_all_caps(&text);
     let ascii = text.is_ascii();
     let mut tokens = Vec::with_capacity(text.len() / 6);
@@ -697,7 +713,7 @@ pub fn analyse(input: &str) -> Analysed {
             term,
         });
     }
-    Analysed { text, tokens }
+    Analysed { text, tokens, caps }
 }
 
 /// Terms of one word or short phrase as written (no HTML, already normalised): the fast
@@ -810,6 +826,19 @@ mod tests {
             terms("<b>Fentanyl</b>&nbsp;talks"),
             vec!["fentanyl", "talk"]
         );
+    }
+
+    #[test]
+    fn owned_analysis_matches_borrowed() {
+        for t in [
+            "US fentanyl talks",
+            "<b>China</b> &amp; US",
+            "ＦＥＮＴＡＮＹＬ 中国",
+        ] {
+            let a = analyse(t);
+            let b = analyse_string(t.to_string());
+            assert_eq!((a.text, a.tokens, a.caps), (b.text, b.tokens, b.caps));
+        }
     }
 
     #[test]
