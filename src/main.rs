@@ -1073,7 +1073,7 @@ fn rescore(config: &Config, dry_run: bool) -> Result<ExitCode> {
     let mut store = open_store(config)?;
     let report = store.rescore(
         &story.name,
-        |item| story.classify(item),
+        |item, seen| story.classify(item, seen),
         !dry_run,
         Timestamp::now(),
     )?;

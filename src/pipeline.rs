@@ -78,13 +78,15 @@ impl Story {
         })
     }
 
-    /// The verdict for one item.
-    pub fn classify(&self, item: &Item) -> Verdict {
+    /// The verdict for one item first seen at `seen`. An item without a publication date is
+    /// judged as published when first seen: the matcher tells follow-ups from re-reports partly
+    /// by date, and an undated item in a live feed is new.
+    pub fn classify(&self, item: &Item, seen: Timestamp) -> Verdict {
         self.profile.classify(&MatchInput {
             title: &item.title,
             summary: &item.summary,
             content: &item.content,
-            published: item.published,
+            published: item.published.or(Some(seen)),
         })
     }
 }
@@ -227,7 +229,7 @@ pub async fn poll_feed(
                         .items
                         .into_iter()
                         .map(|item| {
-                            let verdict = ctx.story.classify(&item);
+                            let verdict = ctx.story.classify(&item, now);
                             (item, verdict)
                         })
                         .collect();

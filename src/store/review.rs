@@ -283,7 +283,7 @@ impl Store {
     pub fn rescore(
         &mut self,
         story: &str,
-        mut classify: impl FnMut(&Item) -> Verdict,
+        mut classify: impl FnMut(&Item, Timestamp) -> Verdict,
         apply: bool,
         now: Timestamp,
     ) -> Result<RescoreReport> {
@@ -294,7 +294,8 @@ impl Store {
         {
             let mut stmt = tx.prepare(
                 "SELECT i.id, m.verdict, m.review, m.digest_id, m.origin,
-                        i.dedup_key, i.title, i.summary, i.content, i.link, i.published_at, i.source
+                        i.dedup_key, i.title, i.summary, i.content, i.link, i.published_at, i.source,
+                        i.first_seen_at
                  FROM items i LEFT JOIN matches m ON m.item_id = i.id AND m.story = ?1
                  ORDER BY i.id",
             )?;
@@ -307,6 +308,7 @@ impl Store {
                         row.get::<_, Option<i64>>(3)?,
                         row.get::<_, Option<String>>(4)?,
                         item_from_row(row, 5)?,
+                        row.get::<_, i64>(12)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -319,9 +321,10 @@ impl Store {
                  WHERE item_id = ?1 AND story = ?2",
             )?;
             let mut delete = tx.prepare("DELETE FROM matches WHERE item_id = ?1 AND story = ?2")?;
-            for (id, verdict, review, digest_id, origin, item) in rows {
+            for (id, verdict, review, digest_id, origin, item, seen) in rows {
                 report.scanned += 1;
-                let new = classify(&item);
+                let seen = from_secs(Some(seen)).unwrap_or(now);
+                let new = classify(&item, seen);
                 let before = verdict.as_deref().map(parse_verdict).transpose()?;
                 let review = review.as_deref().map(Review::parse).transpose()?;
                 let change = RescoreChange {
@@ -492,7 +495,7 @@ mod tests {
         assert_eq!(marked[2].item.title, "precursor seizure");
 
         // A profile that matches nothing: only the unreviewed matcher match (4) may go.
-        let off = |_: &Item| v(VerdictKind::OffTopic);
+        let off = |_: &Item, _| v(VerdictKind::OffTopic);
         let dry = store.rescore("s", off, false, now).unwrap();
         assert_eq!(
             dry.dropped.iter().map(|c| c.id).collect::<Vec<_>>(),
@@ -516,7 +519,7 @@ mod tests {
         assert_eq!(left.len(), 3);
         assert!(!left.iter().any(|(id, _)| *id == 4));
         // A profile that matches everything as follow-up: 4 comes back, reviews stay.
-        let on = |_: &Item| v(VerdictKind::FollowUp);
+        let on = |_: &Item, _| v(VerdictKind::FollowUp);
         let report = store.rescore("s", on, true, now).unwrap();
         assert_eq!(
             report.new_matches.iter().map(|c| c.id).collect::<Vec<_>>(),

@@ -13,15 +13,25 @@
 //!   scaled by their spread over the reports, lexicon words the seeds do not use enter at a
 //!   reduced weight, and names the seeds introduce as Chinese (`Chinese Foreign Minister Wang
 //!   Yi`) or American join the matching facet. Drug and China are required; US is supporting.
-//! - the baseline articles' own vectors, vocabularies and dates, for the nearest baseline and
-//!   for novelty (follow-up versus re-report).
+//! - the baseline articles' own vectors and dates, for the nearest baseline and for novelty
+//!   (follow-up versus re-report).
+//!
+//! Everything the matcher needs per term (centroid weight, facet weights, per-baseline
+//! weights, whether it is an action word) is folded into one index at the end of the build,
+//! so classifying an item costs one hash lookup per distinct term.
+//!
+//! Tuning: `add_terms` join the centroid at the weight of the story's strongest term (they
+//! raise similarity; a facet lexicon word also gets its full facet weight, as if every seed
+//! used it, but an add term does not join a facet it is not a lexicon word of); `boost_terms` multiply a term's centroid and facet
+//! weights (facet weights capped at 1); `exclude_terms` are removed everywhere and ignored in
+//! items.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::seeds::BaselineArticle;
-use super::text;
+use super::text::{self, FnvBuild};
 
 /// User tuning of a story profile, from the `[story]` section of the config.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,6 +88,7 @@ enum Source {
 }
 
 /// Drug-control side of the story (general vocabulary; weights say how specific a word is).
+/// Words below [`STRONG_TIER`] are weak: drug news in general, not this story's drugs.
 const DRUG_LEXICON: &[(&str, f64)] = &[
     ("fentanyl", 1.0),
     ("counternarcotics", 0.95),
@@ -98,6 +109,11 @@ const DRUG_LEXICON: &[(&str, f64)] = &[
     ("synthetic", 0.3),
     ("pill", 0.25),
 ];
+
+/// Lexicon weight from which a word is specific to the story rather than generic.
+const STRONG_TIER: f64 = 0.7;
+/// Strength cap for generic drug words alone (see [`Facet::weak`]).
+const WEAK_DRUG_CAP: f64 = 0.65;
 
 /// China side: the country, its capital and leader, and a gazetteer of major places
 /// (provinces and large cities, where chemical firms in court and trade reports are located).
@@ -129,6 +145,8 @@ const CHINA_LEXICON: &[(&str, f64, Source)] = &[
     ("hangzhou", 0.55, Source::Place),
     ("nanjing", 0.55, Source::Place),
     ("xiamen", 0.55, Source::Place),
+    ("hong", 0.55, Source::Place),
+    ("macau", 0.55, Source::Place),
 ];
 
 /// US side: the country and its federal institutions.
@@ -201,30 +219,74 @@ pub struct Facet {
     pub required: bool,
     /// Term (analysed stem) → weight in (0, 1].
     pub terms: HashMap<String, f64>,
+    /// Terms that alone say little about this story (`drug`, `smuggling`): evidence from
+    /// these only is capped at [`Facet::weak_cap`], so a pile of generic words cannot add up to
+    /// one specific word such as `fentanyl`.
+    pub weak: HashSet<String>,
+    /// Highest strength reachable from weak terms only.
+    pub weak_cap: f64,
+    /// Terms that are strong only when the item also hits a supporting facet, and weak
+    /// otherwise: `counternarcotics` is this story when the US is in the item, and China's
+    /// domestic drug policing when it is not.
+    pub bilateral: HashSet<String>,
 }
 
 impl Facet {
-    /// Noisy-OR strength of the facet over a set of distinct terms: 1 − Π(1 − w).
-    pub fn strength<'a>(&self, terms: impl IntoIterator<Item = &'a str>) -> (f64, Vec<&'a str>) {
-        let mut miss = 1.0;
+    /// Noisy-OR strength of the facet over a set of distinct terms, 1 − Π(1 − w), with
+    /// evidence from weak terms alone capped at [`Facet::weak_cap`]. `supported` says whether
+    /// the item hits a supporting facet (which makes [`Facet::bilateral`] terms strong).
+    pub fn strength<'a>(
+        &self,
+        terms: impl IntoIterator<Item = &'a str>,
+        supported: bool,
+    ) -> (f64, Vec<&'a str>) {
+        let mut weak_miss = 1.0;
+        let mut strong_miss = 1.0;
         let mut hits = Vec::new();
         for t in terms {
             if let Some(&w) = self.terms.get(t) {
-                miss *= 1.0 - w.min(0.97);
+                let keep = 1.0 - w.min(0.97);
+                let weak = self.weak.contains(t) || (!supported && self.bilateral.contains(t));
+                if weak {
+                    weak_miss *= keep;
+                } else {
+                    strong_miss *= keep;
+                }
                 hits.push(t);
             }
         }
-        (1.0 - miss, hits)
+        (combine(strong_miss, weak_miss, self.weak_cap), hits)
     }
 }
 
-/// Per-baseline data the matcher uses for the nearest baseline and novelty.
-#[derive(Debug, Clone)]
-pub(crate) struct BaselineModel {
+/// The class-lexicon tier of a term in facet `facet` (0 drug, 1 China, 2 US), for lexicon
+/// words whose weight scales with their spread over the seeds (not places or names).
+fn lexicon_tier(facet: usize, term: &str) -> Option<f64> {
+    let matches = |w: &str| term_of(w).is_some_and(|t| t == term);
+    match facet {
+        0 => DRUG_LEXICON
+            .iter()
+            .find(|(w, _)| matches(w))
+            .map(|(_, t)| *t),
+        1 => CHINA_LEXICON
+            .iter()
+            .find(|(w, _, s)| *s == Source::Lexicon && matches(w))
+            .map(|(_, t, _)| *t),
+        2 => US_LEXICON.iter().find(|(w, _)| matches(w)).map(|(_, t)| *t),
+        _ => None,
+    }
+}
+
+/// Facet strength from the noisy-OR misses of its strong and weak terms: weak terms add to the
+/// strong ones, but their own part never exceeds `weak_cap`.
+pub(crate) fn combine(strong_miss: f64, weak_miss: f64, weak_cap: f64) -> f64 {
+    1.0 - strong_miss * weak_miss.max(1.0 - weak_cap)
+}
+
+/// Per-baseline data gathered while building (folded into the term index at the end).
+struct BaselineModel {
     /// Unit-length log-tf vector.
-    pub vector: HashMap<String, f64>,
-    /// Every term of the article (title and text).
-    pub vocabulary: HashSet<String>,
+    vector: HashMap<String, f64>,
 }
 
 /// The built profile of one story.
@@ -238,17 +300,161 @@ pub struct Profile {
     pub threshold: f64,
     /// Groups of baseline indices that are syndicated copies of one report.
     pub syndicated: Vec<Vec<usize>>,
+    /// Earlier events the baseline articles recount (see [`RecountedEvent`]).
+    pub recounted: Vec<RecountedEvent>,
     /// Unit-length centroid of the story.
     pub(crate) centroid: HashMap<String, f64>,
-    pub(crate) models: Vec<BaselineModel>,
     /// Lowercased words of every name the seeds mention: names known to the story.
     pub(crate) known_names: HashSet<String>,
+    /// Term → readable form for summaries (`beij` → `beijing`).
+    pub(crate) display: HashMap<String, String>,
+    /// Date of the earliest baseline article or recounted event.
+    pub(crate) earliest: Option<jiff::civil::Date>,
+    /// Date of the latest dated baseline article.
+    pub(crate) latest: Option<jiff::civil::Date>,
     /// Every term used by any seed.
     pub(crate) seed_vocabulary: HashSet<String>,
-    /// Analysed forms of [`ACTION_WORDS`].
-    pub(crate) action_terms: HashSet<String>,
     /// Terms the user excluded.
     pub(crate) excluded: HashSet<String>,
+    /// Everything the matcher needs to know about a term, in one lookup (see [`TermInfo`]).
+    pub(crate) index: HashMap<String, TermInfo, FnvBuild>,
+}
+
+/// What the profile knows about one term, gathered at build time so that matching costs one
+/// hash lookup per distinct item term.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TermInfo {
+    /// Weight in the unit-length centroid.
+    pub centroid: f64,
+    /// Weight in each facet (0 when not a member), in facet order.
+    pub facet: Box<[f64]>,
+    /// Whether the term is a weak member of each facet.
+    pub weak: Box<[bool]>,
+    /// Whether the term is a bilateral member of each facet (see [`Facet::bilateral`]).
+    pub bilateral: Box<[bool]>,
+    /// Weight in each baseline article's unit vector (0 when absent), in baseline order.
+    pub baseline: Box<[f64]>,
+    /// Whether the term is an action word (see `ACTION_WORDS`).
+    pub action: bool,
+}
+
+/// An earlier event the baseline articles recount (e.g. the summit that set up the talks they
+/// report), found from dates mentioned in the seed texts. Coverage of it is a re-report, not a
+/// follow-up, even though no baseline article is dated then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecountedEvent {
+    /// The date mentioned (the first of the month when only the month is named).
+    pub date: jiff::civil::Date,
+    /// Whether the seeds name the day (`November 15`) or only the month (`last November`).
+    pub day_known: bool,
+    /// How many independent reports mention it.
+    pub reports: usize,
+}
+
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// Month number of a month name or its abbreviation (`Nov.`, `Sept`), if `word` is one.
+/// `May` only in full, and only capitalised, since "may" is mostly the verb.
+fn month_of(word: &str) -> Option<i8> {
+    let w = word.trim_end_matches('.');
+    if w.len() < 3 || !w.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return None;
+    }
+    let lower = w.to_ascii_lowercase();
+    let n = MONTHS.iter().position(|m| {
+        *m == lower
+            || (lower.len() >= 3
+                && lower != "may"
+                && m.starts_with(lower.as_str())
+                && lower.len() <= 4)
+    })?;
+    i8::try_from(n + 1).ok()
+}
+
+/// Dates the seed texts mention (`November 15`, `Nov. 15`, `November 2023`, `last November`),
+/// with the year resolved against the article's own date (a month named without a year is the
+/// latest one not more than a month after publication).
+fn mentioned_dates(article: &BaselineArticle) -> Vec<(jiff::civil::Date, bool)> {
+    let Some(published) = article.published else {
+        return Vec::new();
+    };
+    let words: Vec<&str> = article
+        .text
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '’' | '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        let Some(month) = month_of(w) else { continue };
+        let next = words.get(i + 1).map(|n| n.trim_end_matches(['.', ':']));
+        let number: Option<i16> = next.and_then(|n| n.parse().ok());
+        let (day, year) = match number {
+            Some(n @ 1..=31) => (Some(n as i8), None),
+            Some(n @ 1900..=2100) => (None, Some(n)),
+            _ => (None, None),
+        };
+        let year = year.unwrap_or_else(|| {
+            // The latest year in which this month starts no later than a month after
+            // publication.
+            let y = published.year();
+            if i16::from(month) > i16::from(published.month()) + 1 {
+                y - 1
+            } else {
+                y
+            }
+        });
+        if let Ok(date) = jiff::civil::Date::new(year, month, day.unwrap_or(1)) {
+            out.push((date, day.is_some()));
+        }
+    }
+    out
+}
+
+/// Events recounted by at least two independent reports, excluding the baseline articles'
+/// own dates (those are covered by the articles themselves).
+fn recounted_events(baselines: &[BaselineArticle], group_of: &[usize]) -> Vec<RecountedEvent> {
+    // (year, month) → (groups mentioning it, a named day if any).
+    let mut months: std::collections::BTreeMap<(i16, i8), (HashSet<usize>, Option<i8>)> =
+        std::collections::BTreeMap::new();
+    for (i, b) in baselines.iter().enumerate() {
+        for (date, day_known) in mentioned_dates(b) {
+            let entry = months.entry((date.year(), date.month())).or_default();
+            entry.0.insert(group_of[i]);
+            if day_known && entry.1.is_none() {
+                entry.1 = Some(date.day());
+            }
+        }
+    }
+    let own: HashSet<(i16, i8)> = baselines
+        .iter()
+        .filter_map(|b| b.published)
+        .map(|d| (d.year(), d.month()))
+        .collect();
+    months
+        .into_iter()
+        .filter(|(key, (groups, _))| groups.len() >= 2 && !own.contains(key))
+        .filter_map(|((y, m), (groups, day))| {
+            let date = jiff::civil::Date::new(y, m, day.unwrap_or(1)).ok()?;
+            Some(RecountedEvent {
+                date,
+                day_known: day.is_some(),
+                reports: groups.len(),
+            })
+        })
+        .collect()
 }
 
 /// Shingle containment above which two seeds count as copies of one report.
@@ -391,9 +597,18 @@ impl Profile {
         let mut known_names = HashSet::new();
         let mut china_names = Vec::new();
         let mut us_names = Vec::new();
+        // Term → a readable form (the first way a seed wrote it), for summaries.
+        let mut display: HashMap<String, String> = HashMap::new();
         for (i, b) in baselines.iter().enumerate() {
             let full = format!("{}\n{}", b.title, b.text);
-            let terms = text::terms(&full);
+            let analysed = text::analyse(&full);
+            for tok in &analysed.tokens {
+                if !display.contains_key(&tok.term) {
+                    let surface = &analysed.text[tok.span.clone()];
+                    display.insert(tok.term.clone(), surface.to_lowercase());
+                }
+            }
+            let terms: Vec<String> = analysed.tokens.into_iter().map(|t| t.term).collect();
             group_terms[group_of[i]].extend(terms.iter().cloned());
             for name in text::entities(&full) {
                 for w in name.split_whitespace() {
@@ -405,7 +620,6 @@ impl Profile {
             us_names.extend(u);
             models.push(BaselineModel {
                 vector: log_tf(&terms),
-                vocabulary: terms.into_iter().collect(),
             });
         }
         let spread = |t: &str| -> f64 {
@@ -432,8 +646,12 @@ impl Profile {
         // Facets: lexicon ∩ seeds at full weight (× spread), others reduced.
         let lexicon_weight = |t: &str, tier: f64| tier * (0.6 + 0.4 * spread(t));
         let mut drug = HashMap::new();
+        let mut weak_drug = HashSet::new();
         for &(w, tier) in DRUG_LEXICON {
             if let Some(t) = term_of(w) {
+                if tier < STRONG_TIER {
+                    weak_drug.insert(t.clone());
+                }
                 drug.insert(t.clone(), lexicon_weight(&t, tier));
             }
         }
@@ -457,6 +675,10 @@ impl Profile {
                 us.insert(t.clone(), lexicon_weight(&t, tier));
             }
         }
+        us.insert(
+            text::WHITE_HOUSE.to_string(),
+            lexicon_weight(text::WHITE_HOUSE, 0.85),
+        );
         for t in us_names {
             let w = lexicon_weight(&t, 0.7);
             us.entry(t).or_insert(w);
@@ -466,16 +688,28 @@ impl Profile {
                 name: "drug",
                 required: true,
                 terms: drug,
+                weak: weak_drug,
+                weak_cap: WEAK_DRUG_CAP,
+                bilateral: ["counternarcotics"]
+                    .iter()
+                    .filter_map(|w| term_of(w))
+                    .collect(),
             },
             Facet {
                 name: "China",
                 required: true,
                 terms: china,
+                weak: HashSet::new(),
+                weak_cap: 1.0,
+                bilateral: HashSet::new(),
             },
             Facet {
                 name: "US",
                 required: false,
                 terms: us,
+                weak: HashSet::new(),
+                weak_cap: 1.0,
+                bilateral: HashSet::new(),
             },
         ];
 
@@ -490,6 +724,12 @@ impl Profile {
                 });
             }
             for t in ts {
+                // "As if the seeds used it prominently": full spread for lexicon members too.
+                for (fi, f) in facets.iter_mut().enumerate() {
+                    if let (Some(w), Some(tier)) = (f.terms.get_mut(&t), lexicon_tier(fi, &t)) {
+                        *w = w.max(tier);
+                    }
+                }
                 centroid.insert(t, max_weight);
             }
         }
@@ -537,18 +777,74 @@ impl Profile {
         }
         normalize_vector(&mut centroid);
 
-        let action_terms = ACTION_WORDS.iter().filter_map(|w| term_of(w)).collect();
+        for word in DRUG_LEXICON
+            .iter()
+            .map(|(w, _)| *w)
+            .chain(CHINA_LEXICON.iter().map(|(w, _, _)| *w))
+            .chain(US_LEXICON.iter().map(|(w, _)| *w))
+            .chain(tuning.add_terms.iter().map(String::as_str))
+        {
+            if let Some(t) = term_of(word) {
+                display.entry(t).or_insert_with(|| word.to_lowercase());
+            }
+        }
+        let action_terms: HashSet<String> =
+            ACTION_WORDS.iter().filter_map(|w| term_of(w)).collect();
+
+        let mut index: HashMap<String, TermInfo, FnvBuild> = HashMap::default();
+        let blank = || TermInfo {
+            centroid: 0.0,
+            facet: vec![0.0; facets.len()].into(),
+            weak: vec![false; facets.len()].into(),
+            bilateral: vec![false; facets.len()].into(),
+            baseline: vec![0.0; models.len()].into(),
+            action: false,
+        };
+        for (t, &w) in &centroid {
+            index.entry(t.clone()).or_insert_with(blank).centroid = w;
+        }
+        for (fi, f) in facets.iter().enumerate() {
+            for (t, &w) in &f.terms {
+                let info = index.entry(t.clone()).or_insert_with(blank);
+                info.facet[fi] = w;
+                info.weak[fi] = f.weak.contains(t);
+                info.bilateral[fi] = f.bilateral.contains(t);
+            }
+        }
+        for (bi, m) in models.iter().enumerate() {
+            for (t, &w) in &m.vector {
+                if !excluded.contains(t) {
+                    index.entry(t.clone()).or_insert_with(blank).baseline[bi] = w;
+                }
+            }
+        }
+        for t in &action_terms {
+            if !excluded.contains(t) {
+                index.entry(t.clone()).or_insert_with(blank).action = true;
+            }
+        }
+
+        let recounted = recounted_events(&baselines, &group_of);
+        let earliest = baselines
+            .iter()
+            .filter_map(|b| b.published)
+            .chain(recounted.iter().map(|e| e.date))
+            .min();
+        let latest = baselines.iter().filter_map(|b| b.published).max();
         Ok(Profile {
             baselines,
             facets,
             threshold: 0.5,
             syndicated,
+            recounted,
             centroid,
-            models,
             known_names,
             seed_vocabulary,
-            action_terms,
             excluded,
+            index,
+            display,
+            earliest,
+            latest,
         })
     }
 
@@ -579,13 +875,24 @@ impl Profile {
                 ids.join(" + ")
             ));
         }
+        for e in &self.recounted {
+            let when = if e.day_known {
+                e.date.to_string()
+            } else {
+                format!("{:04}-{:02}", e.date.year(), e.date.month())
+            };
+            out.push_str(&format!(
+                "  earlier event the seeds recount: {when} (named in {} reports)\n",
+                e.reports
+            ));
+        }
         for f in &self.facets {
             let mut terms: Vec<(&String, &f64)> = f.terms.iter().collect();
             terms.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
             let list: Vec<String> = terms
                 .iter()
                 .take(8)
-                .map(|(t, w)| format!("{t} {w:.2}"))
+                .map(|(t, w)| format!("{} {w:.2}", self.readable(t)))
                 .collect();
             out.push_str(&format!(
                 "facet {} ({}): {}\n",
@@ -596,15 +903,20 @@ impl Profile {
         }
         let mut top: Vec<(&String, &f64)> = self.centroid.iter().collect();
         top.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-        let list: Vec<&str> = top.iter().take(15).map(|(t, _)| t.as_str()).collect();
+        let list: Vec<&str> = top.iter().take(15).map(|(t, _)| self.readable(t)).collect();
         out.push_str(&format!("top terms: {}\n", list.join(", ")));
         if !self.excluded.is_empty() {
-            let mut ex: Vec<&str> = self.excluded.iter().map(String::as_str).collect();
+            let mut ex: Vec<&str> = self.excluded.iter().map(|t| self.readable(t)).collect();
             ex.sort_unstable();
             out.push_str(&format!("excluded: {}\n", ex.join(", ")));
         }
         out.push_str(&format!("threshold: {:.2}\n", self.threshold));
         out
+    }
+
+    /// A readable form of an analysed term: how the seeds wrote it, else the term itself.
+    pub fn readable<'a>(&'a self, term: &'a str) -> &'a str {
+        self.display.get(term).map_or(term, String::as_str)
     }
 
     /// Weight of a term in the centroid (0 when absent); for tests and explanations.
@@ -642,6 +954,22 @@ mod tests {
     }
 
     #[test]
+    fn recounted_summit_is_found() {
+        let p = Profile::build(seeds(), &Tuning::default()).unwrap();
+        assert_eq!(p.recounted.len(), 1, "{:?}", p.recounted);
+        let e = p.recounted[0];
+        assert_eq!(e.date, jiff::civil::date(2023, 11, 15));
+        assert!(e.day_known && e.reports >= 3);
+        assert!(
+            p.summary()
+                .contains("earlier event the seeds recount: 2023-11-15")
+        );
+        assert_eq!(month_of("Nov."), Some(11));
+        assert_eq!(month_of("may"), None);
+        assert_eq!(month_of("Marching"), None);
+    }
+
+    #[test]
     fn facets_come_from_lexicon_and_seeds() {
         let p = Profile::build(seeds(), &Tuning::default()).unwrap();
         let drug = &p.facets[0];
@@ -654,8 +982,18 @@ mod tests {
         assert!(china.terms["china"] > china.terms["wuhan"]);
         // A lexicon word the seeds never use weighs less than one they all use.
         assert!(drug.terms["heroin"] < 0.5);
-        let (s, hits) = drug.strength(["fentanyl", "talk"]);
+        let (s, hits) = drug.strength(["fentanyl", "talk"], false);
         assert!(s > 0.9 && hits == ["fentanyl"]);
+        // Generic drug words alone stay below one specific word.
+        let (weak, _) = drug.strength(["drug", "narcot", "smuggl", "traffick", "cartel"], true);
+        assert!(weak <= WEAK_DRUG_CAP + 1e-9, "{weak}");
+        // Counternarcotics counts fully only in a bilateral item.
+        let (alone, _) = drug.strength(["counternarcot", "drug"], false);
+        let (bilateral, _) = drug.strength(["counternarcot", "drug"], true);
+        assert!(
+            alone <= WEAK_DRUG_CAP + 1e-9 && bilateral > 0.85,
+            "{alone} {bilateral}"
+        );
     }
 
     #[test]
@@ -666,6 +1004,21 @@ mod tests {
         let s = p.summary();
         assert!(s.contains("facet drug (required): fentanyl"), "{s}");
         assert!(s.contains("syndicated copies counted once"), "{s}");
+    }
+
+    #[test]
+    fn added_lexicon_term_gets_full_facet_weight() {
+        let base = Profile::build(seeds(), &Tuning::default()).unwrap();
+        let added = Profile::build(
+            seeds(),
+            &Tuning {
+                add_terms: vec!["heroin".into()],
+                ..Tuning::default()
+            },
+        )
+        .unwrap();
+        assert!(added.facets[0].terms["heroin"] > base.facets[0].terms["heroin"]);
+        assert!((added.facets[0].terms["heroin"] - 0.4).abs() < 1e-9);
     }
 
     #[test]

@@ -519,6 +519,29 @@ mod tests {
     }
 
     #[test]
+    fn odd_leads_do_not_panic() {
+        for raw in [
+            "",
+            "(",
+            "()",
+            "(X) --",
+            " date ",
+            "date 2024-13-45 (X) -- text",
+            "date 2024-01-01",
+            "By ",
+            "By Someone\nBy Other\n©",
+            "Washington - ",
+            "Title line\nä - ü - ö",
+            "Ünïcödé (Ağency) — Text. More.",
+        ] {
+            let a = parse_article("x", raw);
+            assert_eq!(a.id, "x");
+        }
+        let a = parse_article("x", "date 2024-13-45 (X) -- text");
+        assert_eq!(a.published, None);
+    }
+
+    #[test]
     fn empty_folder_says_add_txt_files() {
         let dir = tempfile::tempdir().unwrap();
         let err = load_seeds(dir.path()).unwrap_err().to_string();

@@ -6,6 +6,7 @@
 //! lexicon ([`CROSS_LINGUAL`], [`CJK`]) that maps Spanish and Chinese forms of the story's facet
 //! words onto the English stems, so a Spanish or Chinese item can hit the same facets.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
@@ -13,6 +14,10 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_segmentation::UnicodeSegmentation;
 
 static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
+static STOPWORD_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| STOPWORDS.iter().copied().collect());
+static CROSS_LINGUAL_MAP: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| CROSS_LINGUAL.iter().copied().collect());
 
 /// English function words that carry no topic. A short list on purpose: news vocabulary words
 /// like "said" are kept out too because every item has them.
@@ -206,6 +211,25 @@ const STOPWORDS: &[&str] = &[
     "un",
     "una",
     "unidos",
+    // French and Portuguese function words.
+    "et",
+    "le",
+    "les",
+    "des",
+    "du",
+    "au",
+    "aux",
+    "une",
+    "pour",
+    "dans",
+    "avec",
+    "unis",
+    "do",
+    "da",
+    "dos",
+    "das",
+    "em",
+    "os",
     "al",
     "lo",
     "es",
@@ -216,8 +240,8 @@ const STOPWORDS: &[&str] = &[
     "como",
 ];
 
-/// Spanish (and a few English variant) word forms mapped to the English stem of the same facet
-/// word. Derived by translating the profile's top facet terms (fentanyl, precursor, opioid,
+/// Spanish (and a few French, Portuguese and English variant) word forms mapped to the English
+/// stem of the same facet word. Derived by translating the profile's top facet terms (fentanyl, precursor, opioid,
 /// counternarcotics, drug, trafficking, tariff, China, Chinese, Beijing, US, Washington, cartel);
 /// it is a translation table, not a list of item words.
 pub const CROSS_LINGUAL: &[(&str, &str)] = &[
@@ -256,6 +280,29 @@ pub const CROSS_LINGUAL: &[(&str, &str)] = &[
     ("ee.uu", "us"),
     ("estadounidense", "american"),
     ("estadounidenses", "american"),
+    // French and Portuguese forms of the same words, where they differ from the above.
+    ("chine", "china"),
+    ("chinois", "chines"),
+    ("chinoise", "chines"),
+    ("chinoises", "chines"),
+    ("pékin", "beijing"),
+    ("précurseurs", "precursor"),
+    ("précurseur", "precursor"),
+    ("opioïdes", "opioid"),
+    ("stupéfiants", "narcot"),
+    ("drogue", "drug"),
+    ("drogues", "drug"),
+    ("américain", "american"),
+    ("américaine", "american"),
+    ("américains", "american"),
+    ("états", "us"),
+    ("douane", "tariff"),
+    ("douanes", "tariff"),
+    ("chinês", "chines"),
+    ("chinesa", "chines"),
+    ("chineses", "chines"),
+    ("pequim", "beijing"),
+    ("tarifas", "tariff"),
     ("u.s", "us"),
     ("u.s.a", "us"),
     ("usa", "us"),
@@ -288,10 +335,48 @@ pub const CJK: &[(&str, &str)] = &[
     ("贩运", "traffick"),
 ];
 
-/// Two-term phrases (as analysed terms) that mean counternarcotics; each also yields the
-/// term `counternarcot`, so "anti-drug cooperation" and "drug-control talks" weigh like
-/// "counternarcotics cooperation".
-const PHRASES: &[(&str, &str)] = &[("anti", "drug"), ("drug", "control"), ("narcot", "control")];
+/// Two-term phrases (as analysed terms) that mean one thing: each also yields the third term,
+/// so "anti-drug cooperation" and "drug-control talks" weigh like "counternarcotics
+/// cooperation", and "White House" is recognised as the US government.
+const PHRASES: &[(&str, &str, &str)] = &[
+    ("anti", "drug", "counternarcot"),
+    ("drug", "control", "counternarcot"),
+    ("narcot", "control", "counternarcot"),
+    ("counter", "narcot", "counternarcot"),
+    ("white", "hous", WHITE_HOUSE),
+];
+
+/// The term for "White House" (the US government's voice; neither word means it alone).
+pub const WHITE_HOUSE: &str = "white_house";
+
+/// FNV-1a: a fast hash for short word and term keys. Used for the profile's term index (built
+/// from seeds) and the per-thread word memo, whose size is capped, so hash flooding by
+/// crafted feed text can at worst slow one thread's memo until it is cleared.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FnvBuild;
+
+/// The FNV-1a hasher state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl std::hash::BuildHasher for FnvBuild {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
 
 /// Removes HTML tags and decodes the common entities that leak into feed text.
 ///
@@ -388,6 +473,13 @@ fn has_han(word: &str) -> bool {
 pub fn is_all_caps(text: &str) -> bool {
     let mut upper = 0usize;
     let mut lower = 0usize;
+    if text.is_ascii() {
+        for b in text.bytes() {
+            upper += usize::from(b.is_ascii_uppercase());
+            lower += usize::from(b.is_ascii_lowercase());
+        }
+        return upper >= 4 && lower * 5 < upper;
+    }
     for c in text.chars() {
         if c.is_uppercase() {
             upper += 1;
@@ -408,15 +500,41 @@ fn word_term(word: &str, caps: bool) -> Option<String> {
     {
         return Some("us".to_string());
     }
+    // News vocabulary is Zipfian, so a small per-thread memo of word → term saves most of the
+    // lowercasing and stemming. The result depends only on the word, so this stays pure.
+    TERM_CACHE.with(|cache| {
+        if let Some(hit) = cache.borrow().get(word) {
+            return hit.clone();
+        }
+        let term = uncached_term(word);
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= TERM_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(word.into(), term.clone());
+        term
+    })
+}
+
+/// Words remembered per thread by [`word_term`] before the memo is cleared.
+const TERM_CACHE_LIMIT: usize = 50_000;
+
+thread_local! {
+    static TERM_CACHE: std::cell::RefCell<HashMap<Box<str>, Option<String>, FnvBuild>> =
+        std::cell::RefCell::new(HashMap::default());
+}
+
+/// [`word_term`] without the memo, for words other than `US`.
+fn uncached_term(word: &str) -> Option<String> {
     let lower = word.to_lowercase();
     if lower.contains("fentan") {
         // fentanyl, fentanyl-related, norfentanyl, fentanilo, carfentanil…: one drug family.
         return Some("fentanyl".to_string());
     }
-    if let Some((_, stem)) = CROSS_LINGUAL.iter().find(|(form, _)| *form == lower) {
+    if let Some(stem) = CROSS_LINGUAL_MAP.get(lower.as_str()) {
         return Some((*stem).to_string());
     }
-    if STOPWORDS.contains(&lower.as_str()) {
+    if STOPWORD_SET.contains(lower.as_str()) {
         return None;
     }
     if lower
@@ -432,52 +550,193 @@ fn word_term(word: &str, caps: bool) -> Option<String> {
     Some(STEMMER.stem(&lower).into_owned())
 }
 
-/// Calls `f` with every term of `text`, in order.
-///
-/// Words are split on Unicode word boundaries; hyphenated compounds are split too (so
-/// `China-based` yields `china` and `base`), except that whole-word lexicon entries such as
-/// `counter-narcotics` are checked first.
-pub fn for_each_term(text: &str, mut f: impl FnMut(String)) {
-    let text = normalize(text);
-    let caps = is_all_caps(&text);
-    // Word segmentation splits Chinese into single ideographs, so the lexicon is matched on
-    // whole runs of Han characters instead.
-    if has_han(&text) {
-        for run in text.split(|c: char| !is_han(c)).filter(|r| !r.is_empty()) {
-            for (form, stem) in CJK {
-                if run.contains(form) {
-                    f((*stem).to_string());
-                }
-            }
-        }
-    }
-    let mut previous: Option<String> = None;
-    for word in text.unicode_words() {
-        if has_han(word) {
-            continue;
-        }
-        if let Some(t) = word_term(word, caps) {
-            // Two-word synonyms of counternarcotics ("anti-drug", "drug control").
-            if let Some(p) = &previous
-                && PHRASES.iter().any(|(a, b)| p == a && t == *b)
-            {
-                f("counternarcot".to_string());
-            }
-            previous = Some(t.clone());
-            f(t);
-        }
-    }
-    // unicode_words splits "counter-narcotics" into two words; catch the compound.
-    if text.contains("ounter-narcotic") || text.contains("OUNTER-NARCOTIC") {
-        f("counternarcot".to_string());
+/// One term of an analysed text, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    /// Byte range of the source word(s) in [`Analysed::text`].
+    pub span: std::ops::Range<usize>,
+    /// The analysed term (stem, or the English stem a translation maps to).
+    pub term: String,
+}
+
+/// A text after analysis: the normalised text and its terms in order.
+#[derive(Debug, Clone, Default)]
+pub struct Analysed {
+    /// The text after HTML stripping and NFKC (original case kept).
+    pub text: String,
+    /// Terms in reading order.
+    pub tokens: Vec<Token>,
+    /// Whether the text is written in capitals (see [`is_all_caps`]).
+    pub caps: bool,
+}
+
+impl Analysed {
+    /// The source words of the first token whose term is `term`, as written.
+    pub fn surface(&self, term: &str) -> Option<&str> {
+        self.tokens
+            .iter()
+            .find(|t| t.term == term)
+            .map(|t| &self.text[t.span.clone()])
     }
 }
 
-/// All terms of `text`, in order (see [`for_each_term`]).
+impl Analysed {
+    /// Runs of capitalised words that do not start a sentence (names such as `Xi Jinping`),
+    /// as token index ranges; empty for ALL-CAPS text. The same rule as [`entities`], read
+    /// off the tokens so matching needs no second segmentation pass. Capitalised stopwords
+    /// are not tokens, so they end a run (`Bank of China` gives `Bank` and `China`).
+    pub fn name_runs(&self) -> Vec<std::ops::Range<usize>> {
+        let mut runs = Vec::new();
+        if self.caps {
+            return runs;
+        }
+        let ascii = self.text.is_ascii();
+        let mut current: Option<std::ops::Range<usize>> = None;
+        let mut last_end = 0usize;
+        for (i, tok) in self.tokens.iter().enumerate() {
+            // Skip phrase and Chinese tokens: they overlap words or carry no case.
+            if tok.span.start < last_end || (!ascii && has_han(&self.text[tok.span.clone()])) {
+                continue;
+            }
+            let gap = &self.text[last_end..tok.span.start];
+            let prev_end = last_end;
+            last_end = tok.span.end;
+            let capital = self.text[tok.span.clone()]
+                .chars()
+                .next()
+                .is_some_and(char::is_uppercase);
+            let joined = current.is_some() && gap.chars().all(|c| c == ' ');
+            if capital && joined {
+                if let Some(r) = current.as_mut() {
+                    r.end = i + 1;
+                }
+                continue;
+            }
+            if let Some(r) = current.take() {
+                runs.push(r);
+            }
+            let before = self.text[..tok.span.start].trim_end();
+            let sentence_start = prev_end == 0 && before.is_empty()
+                || before.ends_with(['.', '!', '?', ':', '"', '“', '|', ';', '\n'])
+                || gap.contains('\n');
+            if capital && !sentence_start {
+                current = Some(i..i + 1);
+            }
+        }
+        if let Some(r) = current {
+            runs.push(r);
+        }
+        runs
+    }
+
+    /// The source text of a run of tokens.
+    pub fn run_text(&self, run: &std::ops::Range<usize>) -> &str {
+        match (
+            self.tokens.get(run.start),
+            self.tokens.get(run.end.saturating_sub(1)),
+        ) {
+            (Some(a), Some(b)) => &self.text[a.span.start..b.span.end],
+            _ => "",
+        }
+    }
+}
+
+/// Analyses `input` into terms (see the module documentation).
+///
+/// Words are split on Unicode word boundaries; hyphenated compounds are split too (so
+/// `China-based` yields `china` and `base`); two-word synonyms of counternarcotics
+/// (`anti-drug`, `drug control`, `counter-narcotics`) also yield `counternarcot`; Chinese is
+/// matched against [`CJK`] on whole runs of Han characters.
+pub fn analyse(input: &str) -> Analysed {
+    analyse_owned(normalize(input))
+}
+
+/// [`analyse`] for text the caller already owns: plain ASCII without markup (the common case
+/// for feed items) is used as it is, without a copy.
+pub fn analyse_string(input: String) -> Analysed {
+    let text = if input.is_ascii() && !input.contains(['<', '&']) {
+        input
+    } else {
+        normalize(&input)
+    };
+    analyse_owned(text)
+}
+
+fn analyse_owned(text: String) -> Analysed {
+    let caps = is_all_caps(&text);
+    let ascii = text.is_ascii();
+    let mut tokens = Vec::with_capacity(text.len() / 6);
+    // Word segmentation splits Chinese into single ideographs, so the lexicon is matched on
+    // whole runs of Han characters instead.
+    if !ascii && has_han(&text) {
+        let mut offset = 0;
+        for run in text.split(|c: char| !is_han(c)) {
+            if !run.is_empty() {
+                let start = offset;
+                for (form, stem) in CJK {
+                    if let Some(pos) = run.find(form) {
+                        tokens.push(Token {
+                            span: start + pos..start + pos + form.len(),
+                            term: (*stem).to_string(),
+                        });
+                    }
+                }
+            }
+            // Advance past the run and the one separator character that ended it.
+            offset += run.len();
+            offset += text[offset..].chars().next().map_or(0, char::len_utf8);
+        }
+    }
+    let mut previous: Option<(usize, usize)> = None; // (token index, span start)
+    for (start, word) in text.unicode_word_indices() {
+        if !ascii && has_han(word) {
+            continue;
+        }
+        let Some(term) = word_term(word, caps) else {
+            continue;
+        };
+        let end = start + word.len();
+        if let Some((i, first)) = previous {
+            let before = tokens[i].term.as_str();
+            if let Some((_, _, joined)) =
+                PHRASES.iter().find(|(a, b, _)| before == *a && term == *b)
+            {
+                tokens.push(Token {
+                    span: first..end,
+                    term: (*joined).to_string(),
+                });
+            }
+        }
+        previous = Some((tokens.len(), start));
+        tokens.push(Token {
+            span: start..end,
+            term,
+        });
+    }
+    Analysed { text, tokens, caps }
+}
+
+/// Terms of one word or short phrase as written (no HTML, already normalised): the fast
+/// path for names found by [`entities`].
+pub fn word_terms(words: &str) -> Vec<String> {
+    if words.is_ascii()
+        && words
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b' ')
+    {
+        words
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .filter_map(|w| word_term(w, false))
+            .collect()
+    } else {
+        terms(words)
+    }
+}
+
+/// All terms of `text`, in order (see [`analyse`]).
 pub fn terms(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for_each_term(text, |t| out.push(t));
-    out
+    analyse(text).tokens.into_iter().map(|t| t.term).collect()
 }
 
 /// Capitalised word sequences (names such as `Xi Jinping`, `Wang Yi`, `Busan`) in `text`,
@@ -570,6 +829,19 @@ mod tests {
     }
 
     #[test]
+    fn owned_analysis_matches_borrowed() {
+        for t in [
+            "US fentanyl talks",
+            "<b>China</b> &amp; US",
+            "ＦＥＮＴＡＮＹＬ 中国",
+        ] {
+            let a = analyse(t);
+            let b = analyse_string(t.to_string());
+            assert_eq!((a.text, a.tokens, a.caps), (b.text, b.tokens, b.caps));
+        }
+    }
+
+    #[test]
     fn nfkc_folds_full_width_letters() {
         assert_eq!(terms("ＦＥＮＴＡＮＹＬ"), vec!["fentanyl"]);
     }
@@ -579,6 +851,10 @@ mod tests {
         assert_eq!(
             terms("precursores de fentanilo a Estados Unidos y China"),
             vec!["precursor", "fentanyl", "us", "china"]
+        );
+        assert_eq!(
+            terms("La Chine et les États-Unis : précurseurs du fentanyl"),
+            vec!["china", "us", "precursor", "fentanyl"]
         );
         let zh = terms("中国对美国出口芬太尼前体实施许可");
         for t in ["china", "us", "fentanyl", "precursor"] {
@@ -591,6 +867,11 @@ mod tests {
         assert!(terms("anti-drug talks").contains(&"counternarcot".to_string()));
         assert!(terms("drug control cooperation").contains(&"counternarcot".to_string()));
         assert!(!terms("drug prices").contains(&"counternarcot".to_string()));
+        assert!(terms("the White House said").contains(&WHITE_HOUSE.to_string()));
+        let a = analyse("the anti-drug group");
+        assert_eq!(a.surface("counternarcot"), Some("anti-drug"));
+        let zh = analyse("美国和中国");
+        assert_eq!(zh.surface("china"), Some("中国"));
         assert!(terms("the counter-narcotics group").contains(&"counternarcot".to_string()));
         assert!(terms("counternarcotics").contains(&"counternarcot".to_string()));
     }
@@ -600,5 +881,11 @@ mod tests {
         let e = entities("Chinese President Xi Jinping met Joe Biden in Busan. Talks ended.");
         assert_eq!(e, vec!["President Xi Jinping", "Joe Biden", "Busan"]);
         assert!(entities("CHINA AND US TALK FENTANYL").is_empty());
+        let a = analyse("Chinese President Xi Jinping met Joe Biden in Busan. Talks ended.");
+        let runs: Vec<&str> = a.name_runs().iter().map(|r| a.run_text(r)).collect();
+        assert_eq!(runs, vec!["President Xi Jinping", "Joe Biden", "Busan"]);
+        let a = analyse("Headline here\nTrump met Xi in Busan");
+        let runs: Vec<&str> = a.name_runs().iter().map(|r| a.run_text(r)).collect();
+        assert_eq!(runs, vec!["Xi", "Busan"]);
     }
 }
