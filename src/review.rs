@@ -7,11 +7,11 @@ use std::io::{BufRead, Write};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::digest::model::http_link;
 use crate::store::{
     MatchFilter, MatchRow, RescoreChange, RescoreReport, Review, SearchHit, Store, StoreError,
 };
 use crate::story::VerdictKind;
-use crate::web::safe_link;
 
 /// A problem while reviewing from the terminal.
 #[derive(Debug, thiserror::Error)]
@@ -243,10 +243,10 @@ pub fn interactive(
                     tally.skipped += 1;
                     break;
                 }
-                "o" => match safe_link(m.link.as_deref()) {
+                "o" => match http_link(m.link.as_deref()) {
                     Some(link) => {
                         writeln!(out, "  link: {link}")?;
-                        open(link);
+                        open(&link);
                     }
                     None => writeln!(out, "  (no http(s) link for this item)")?,
                 },

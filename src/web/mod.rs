@@ -7,7 +7,6 @@
 //! POSTs refused, strict CSP and friends on every answer, feed text escaped by maud and feed
 //! links rendered only when they are http(s).
 
-mod atom;
 mod pages;
 mod security;
 
@@ -26,7 +25,7 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 use tracing::{error, info};
 
-pub use atom::{atom_feed, escape_xml, safe_link};
+use crate::digest::atom::atom_feed;
 pub use security::{TOKEN_COOKIE, random_token};
 
 use crate::daemon::Shutdown;

@@ -1,12 +1,12 @@
 //! The HTML pages, built with maud: every value is escaped by construction, and links from
-//! feeds pass [`safe_link`] (http(s) only) before they become an `href`.
+//! feeds pass [`http_link`] (http(s) only) before they become an `href`.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use maud::{DOCTYPE, Markup, html};
 
 use super::StoryView;
-use super::atom::safe_link;
+use crate::digest::model::http_link;
 use crate::store::{FeedStatus, MatchRow, Review, SearchHit};
 use crate::story::VerdictKind;
 
@@ -131,7 +131,7 @@ fn mark_form(id: i64, state: &str, label: &str, csrf: &str, back: &str) -> Marku
 fn headline(title: &str, link: Option<&str>) -> Markup {
     html! {
         h2 {
-            @match safe_link(link) {
+            @match http_link(link) {
                 Some(href) => a.headline href=(href) rel="noopener noreferrer" { (title) },
                 None => span.headline { (title) },
             }
@@ -175,7 +175,7 @@ pub fn match_card(m: &MatchRow, cx: &CardContext<'_>) -> Markup {
                     "Follows up on: "
                     @match found {
                         Some(b) => {
-                            @match safe_link(b.url.as_deref()) {
+                            @match http_link(b.url.as_deref()) {
                                 Some(href) => a href=(href) rel="noopener noreferrer" { (b.title) },
                                 None => (b.title),
                             }
@@ -284,7 +284,7 @@ pub fn story_page(story: &StoryView, timeline: &[MatchRow], zone: &TimeZone) -> 
                     td { (b.published.map_or("—".to_string(), |d| d.to_string())) }
                     td { (b.outlet.as_deref().unwrap_or("—")) }
                     td {
-                        @match safe_link(b.url.as_deref()) {
+                        @match http_link(b.url.as_deref()) {
                             Some(href) => a href=(href) rel="noopener noreferrer" { (b.title) },
                             None => (b.title),
                         }
@@ -302,7 +302,7 @@ pub fn story_page(story: &StoryView, timeline: &[MatchRow], zone: &TimeZone) -> 
             ul {
                 @for m in list {
                     li {
-                        @match safe_link(m.link.as_deref()) {
+                        @match http_link(m.link.as_deref()) {
                             Some(href) => a href=(href) rel="noopener noreferrer" { (m.title) },
                             None => (m.title),
                         }
