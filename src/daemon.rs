@@ -209,6 +209,7 @@ pub async fn run(
             .collect();
         if !due.is_empty() {
             let count = due.len();
+            let cycle_started = std::time::Instant::now();
             let span = info_span!("poll_cycle", feeds = count);
             let work = pipeline::poll_feeds(
                 &running.ctx,
@@ -234,6 +235,7 @@ pub async fn run(
                     _ = shutdown.requested() => break None,
                 }
             };
+            crate::metrics::global().poll_cycle(cycle_started.elapsed());
             match reports {
                 None => break,
                 Some(Ok(reports)) => {

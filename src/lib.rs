@@ -13,6 +13,7 @@ pub mod duration;
 pub mod feeds;
 pub mod install;
 pub mod item;
+pub mod metrics;
 pub mod pipeline;
 pub mod review;
 pub mod service;

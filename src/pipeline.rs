@@ -267,6 +267,16 @@ pub async fn poll_feed(
             },
             Err(err) => failed(ctx, &feed, interval, now, err.kind(), err.to_string()).await?,
         };
+        let metrics = crate::metrics::global();
+        match &outcome {
+            FeedOutcome::Fetched {
+                new_items,
+                new_matches,
+                ..
+            } => metrics.poll("fetched", None, *new_items, *new_matches),
+            FeedOutcome::NotModified => metrics.poll("not_modified", None, 0, 0),
+            FeedOutcome::Failed { kind, .. } => metrics.poll("failed", Some(kind), 0, 0),
+        }
         Ok(FeedReport {
             url: feed.url.clone(),
             outcome,
@@ -435,6 +445,12 @@ pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyh
             Some(_) => delivery_retry_at(now, config.digest.retry, attempt),
             None => None,
         };
+        let attempt_outcome = if outcome.is_ok() {
+            "delivered"
+        } else {
+            "failed"
+        };
+        crate::metrics::global().delivery(&delivery.channel, attempt_outcome);
         match &outcome {
             Ok(()) => span.in_scope(|| info!("delivered")),
             Err(err) => {

@@ -743,6 +743,39 @@ impl Store {
         }))
     }
 
+    /// The totals `/metrics` reports from the database.
+    pub fn stored_counts(&self) -> Result<crate::metrics::StoredCounts> {
+        let items: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT verdict, COUNT(*) FROM matches GROUP BY verdict ORDER BY verdict")?;
+        let matches = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT channel, state, COUNT(*) FROM deliveries GROUP BY channel, state ORDER BY channel, state")?;
+        let deliveries = stmt
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let (feeds, feeds_failing): (i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(consecutive_failures > 0), 0) FROM feeds WHERE active = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok(crate::metrics::StoredCounts {
+            items: items as u64,
+            matches,
+            deliveries,
+            feeds: feeds as u64,
+            feeds_failing: feeds_failing as u64,
+        })
+    }
+
     /// The most recent digest.
     pub fn last_digest(&self) -> Result<Option<DigestRow>> {
         self.conn

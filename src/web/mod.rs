@@ -160,6 +160,7 @@ pub fn router(state: WebState) -> Router {
         .route("/feeds", get(feeds))
         .route("/feed.atom", get(feed_atom))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .route("/login", get(login_form).post(login))
         .route("/static/app.js", get(app_js))
@@ -495,6 +496,20 @@ async fn feed_atom(State(state): State<WebState>) -> Result<Response, PageError>
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Prometheus text format: this process's counters and the database's totals.
+async fn metrics(State(state): State<WebState>) -> Result<Response, PageError> {
+    let stored = with_store(&state, |s| s.stored_counts()).await?;
+    let body = crate::metrics::global().render(&stored);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn readyz(State(state): State<WebState>) -> Response {

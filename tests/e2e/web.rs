@@ -470,12 +470,21 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 }
 
 #[test]
-fn run_serves_the_page_beside_the_loop_and_stops_with_it() {
+fn run_serves_the_page_and_metrics_beside_the_loop_and_stops_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let feeds = crate::support::TestServer::start();
+    feeds.route(
+        "/wire.rss",
+        crate::support::Response::ok(
+            "application/rss+xml",
+            std::fs::read(crate::support::fixture("wire.rss")).unwrap(),
+        ),
+    );
+    feeds.route("/broken.rss", crate::support::Response::status(500));
     write_config(
         dir.path(),
-        &[],
+        &[feeds.url("/wire.rss"), feeds.url("/broken.rss")],
         &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
     let mut daemon = crate::support::Daemon::start(dir.path());
@@ -487,13 +496,53 @@ fn run_serves_the_page_beside_the_loop_and_stops_with_it() {
         "no /healthz answer; log:\n{}",
         daemon.log()
     );
-    let ready = http_get(port, "/readyz").unwrap();
-    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    // Ready once the first poll cycle has taken the feeds that were due at start.
+    let mut ready = String::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            ready = http_get(port, "/readyz").unwrap_or_default();
+            ready.starts_with("HTTP/1.1 200")
+        }),
+        "{ready}"
+    );
     let page = http_get(port, "/").unwrap();
     assert!(
         page.starts_with("HTTP/1.1 200") && page.contains("storywatch"),
         "{page}"
     );
+
+    // Prometheus scrape: the first poll cycle's counters and the database's totals.
+    let mut metrics = String::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            metrics = http_get(port, "/metrics").unwrap_or_default();
+            metrics.contains("storywatch_poll_cycle_seconds_count 1")
+        }),
+        "no poll cycle in /metrics:\n{metrics}"
+    );
+    for line in [
+        "storywatch_polls_total{outcome=\"fetched\"} 1",
+        "storywatch_polls_total{outcome=\"failed\"} 1",
+        "storywatch_fetch_errors_total{kind=\"http_status\"} 1",
+        "storywatch_new_items_total 4",
+        "storywatch_items 4",
+        "storywatch_feeds 2",
+        "storywatch_feeds_failing 1",
+        "# TYPE storywatch_poll_cycle_seconds histogram",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line}:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("storywatch_matches{verdict=\"follow_up\"} ")),
+        "{metrics}"
+    );
+
     daemon.signal("TERM");
     let status = daemon
         .wait_exit(Duration::from_secs(10))
