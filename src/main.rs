@@ -919,7 +919,21 @@ fn check(config: &Config) -> Result<ExitCode> {
         )?;
     }
     writeln!(out, "{}", story.profile.summary())?;
+    writeln!(out, "{}", learning_line(config, &story)?)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What review taught the story, for `check`: read from the database when there is one
+/// (`check` never creates it).
+fn learning_line(config: &Config, story: &Story) -> Result<String> {
+    if !config.storage.database.exists() {
+        return Ok("review:   no database yet, nothing learned".to_string());
+    }
+    story.learn_from(&open_store(config)?)?;
+    Ok(match story.adjustment().describe() {
+        Some(line) => format!("review:   {line}"),
+        None => "review:   no items marked yet; the profile is the seeds' alone".to_string(),
+    })
 }
 
 fn status(config: &Config) -> Result<ExitCode> {
@@ -1071,6 +1085,8 @@ fn review(config: &Config) -> Result<ExitCode> {
 fn rescore(config: &Config, dry_run: bool) -> Result<ExitCode> {
     let story = Story::load(&config.story)?;
     let mut store = open_store(config)?;
+    // Rescoring tests the profile the daemon would use: seeds plus what review taught.
+    story.learn_from(&store)?;
     let report = store.rescore(
         &story.name,
         |item, seen| story.classify(item, seen),

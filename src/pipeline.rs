@@ -2,7 +2,7 @@
 //! build → store → deliver. `poll --once`, `digest --now` and the daemon all run these same
 //! functions, so what the tests exercise is what the service does.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -15,7 +15,10 @@ use crate::config::{Config, FeedConfig, NotifyConfig, SeedSource, StoryConfig};
 use crate::digest::{self, RenderContext};
 use crate::feeds::{FetchOutcome, FetchSettings, Fetcher, parse_feed};
 use crate::item::Item;
-use crate::store::{DigestRow, FeedRow, FetchedPoll, NewDigest, Store, StoreError};
+use crate::store::{
+    DigestRow, FeedRow, FetchedPoll, MarksSignature, NewDigest, Review, Store, StoreError,
+};
+use crate::story::feedback::{self, Adjustment, MarkedText};
 use crate::story::seeds::load_seed_files;
 use crate::story::{MatchInput, Profile, Verdict, load_seeds};
 
@@ -50,17 +53,34 @@ pub fn delivery_retry_at(now: Timestamp, first: Duration, attempts: u32) -> Opti
     Some(now.checked_add(wait).unwrap_or(now))
 }
 
-/// The story as the pipeline uses it: its name and built profile.
+/// The story as the pipeline uses it: its name, the profile built from the seeds, and what it
+/// learned from review.
+///
+/// Clones share the learned state, so a reload of the marks in one is seen by all.
 #[derive(Debug, Clone)]
 pub struct Story {
     /// Display name, also the key its matches are stored under.
     pub name: String,
-    /// The profile built from the seeds.
+    /// The profile built from the seeds alone (what `classify` and `eval` use).
     pub profile: Profile,
+    /// The adjustment learned from the stored marks and the profile with it applied.
+    learned: Arc<RwLock<Learned>>,
+}
+
+/// What a story learned from review, and from which marks.
+#[derive(Debug)]
+struct Learned {
+    /// The marks it was learned from; `None` before the first look at the database.
+    signature: Option<MarksSignature>,
+    /// The adjustment.
+    adjustment: Arc<Adjustment>,
+    /// The seed profile with the adjustment's centroid changes applied.
+    profile: Arc<Profile>,
 }
 
 impl Story {
-    /// Loads the seeds and builds the profile.
+    /// Loads the seeds and builds the profile. Nothing is learned yet: call
+    /// [`Story::learn_from`] with the database to apply the marks.
     pub fn load(config: &StoryConfig) -> anyhow::Result<Story> {
         use anyhow::Context as _;
         let (seeds, from) = match &config.seeds {
@@ -72,22 +92,86 @@ impl Story {
         };
         let profile = Profile::build(seeds, &config.tuning)
             .with_context(|| format!("building the profile from {from}"))?;
-        Ok(Story {
-            name: config.name.clone(),
-            profile,
-        })
+        Ok(Story::new(config.name.clone(), profile))
     }
 
-    /// The verdict for one item first seen at `seen`. An item without a publication date is
-    /// judged as published when first seen: the matcher tells follow-ups from re-reports partly
-    /// by date, and an undated item in a live feed is new.
+    /// A story from a built profile, with nothing learned yet.
+    pub fn new(name: String, profile: Profile) -> Story {
+        let learned = Learned {
+            signature: None,
+            adjustment: Arc::default(),
+            profile: Arc::new(profile.clone()),
+        };
+        Story {
+            name,
+            profile,
+            learned: Arc::new(RwLock::new(learned)),
+        }
+    }
+
+    /// Re-learns from the story's marks in `store` when they changed since the last call (one
+    /// aggregate query when they did not). Returns whether the adjustment changed.
+    pub fn learn_from(&self, store: &Store) -> Result<bool, StoreError> {
+        let signature = store.marks_signature(&self.name)?;
+        if self.read_learned().signature == Some(signature) {
+            return Ok(false);
+        }
+        let marked = store.marked_items(&self.name)?;
+        let texts: Vec<MarkedText<'_>> = marked
+            .iter()
+            .map(|m| MarkedText {
+                title: &m.item.title,
+                summary: &m.item.summary,
+                content: &m.item.content,
+                relevant: m.review == Review::Relevant,
+            })
+            .collect();
+        let adjustment = feedback::learn(&self.profile, &texts);
+        let profile = self.profile.with_feedback(&adjustment);
+        let mut learned = self.learned.write().unwrap_or_else(|e| e.into_inner());
+        let changed = learned.adjustment.reviews() != 0 || adjustment.reviews() != 0;
+        *learned = Learned {
+            signature: Some(signature),
+            adjustment: Arc::new(adjustment),
+            profile: Arc::new(profile),
+        };
+        Ok(changed)
+    }
+
+    /// What review changed (empty until [`Story::learn_from`] found marks).
+    pub fn adjustment(&self) -> Arc<Adjustment> {
+        Arc::clone(&self.read_learned().adjustment)
+    }
+
+    /// The profile as review changed it (the seed profile until marks are learned).
+    pub fn learned_profile(&self) -> Arc<Profile> {
+        Arc::clone(&self.read_learned().profile)
+    }
+
+    fn read_learned(&self) -> std::sync::RwLockReadGuard<'_, Learned> {
+        // A panic while swapping leaves either the old or the new state, both usable.
+        self.learned.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The verdict for one item first seen at `seen`, with what review taught applied. An item
+    /// without a publication date is judged as published when first seen: the matcher tells
+    /// follow-ups from re-reports partly by date, and an undated item in a live feed is new.
     pub fn classify(&self, item: &Item, seen: Timestamp) -> Verdict {
-        self.profile.classify(&MatchInput {
+        let (profile, adjustment) = {
+            let learned = self.read_learned();
+            (
+                Arc::clone(&learned.profile),
+                Arc::clone(&learned.adjustment),
+            )
+        };
+        let input = MatchInput {
             title: &item.title,
             summary: &item.summary,
             content: &item.content,
             published: item.published.or(Some(seen)),
-        })
+        };
+        let verdict = profile.classify(&input);
+        adjustment.adjust(&profile, &input, verdict)
     }
 }
 
@@ -225,6 +309,11 @@ pub async fn poll_feed(
             }) => match parse_feed(&body, content_type.as_deref(), &final_url) {
                 Ok(parsed) => {
                     let total = parsed.items.len();
+                    // Marks made since the last poll (on the page or the CLI) count now.
+                    let story = Arc::clone(&ctx.story);
+                    if with_store(&ctx.store, move |s| story.learn_from(s)).await? {
+                        info!(story = %ctx.story.name, "profile re-learned from review marks");
+                    }
                     let classified: Vec<(Item, Verdict)> = parsed
                         .items
                         .into_iter()
@@ -527,6 +616,92 @@ mod tests {
         assert_eq!(attempts, vec![1, 0], "the second digest was not tried");
         // Its claim was released: only the backoff holds the first one back.
         assert_eq!(guard.pending_deliveries(Timestamp::now()).unwrap().len(), 1);
+    }
+
+    fn bundled_story(name: &str) -> Story {
+        let seeds = load_seed_files(bundled::SEED_FILES).unwrap();
+        Story::new(
+            name.to_string(),
+            Profile::build(seeds, &crate::story::Tuning::default()).unwrap(),
+        )
+    }
+
+    fn news(key: &str, title: &str, summary: &str) -> Item {
+        Item {
+            dedup_key: key.into(),
+            title: title.into(),
+            summary: summary.into(),
+            content: String::new(),
+            link: None,
+            published: Some("2025-03-01T12:00:00Z".parse().unwrap()),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn marks_in_the_store_teach_the_story_and_undo_unteaches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .sync_feeds(&[FeedConfig {
+                url: "https://a.example/f".into(),
+                interval: Duration::from_secs(1800),
+                title: None,
+            }])
+            .unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let story = bundled_story("s");
+        let now = Timestamp::now();
+        let items: Vec<(Item, Verdict)> = [
+            news(
+                "1",
+                "Chinese police bust fentanyl lab in Hebei, Xinhua says",
+                "Police in Hebei province raided a fentanyl lab and detained 12 suspects.",
+            ),
+            news(
+                "2",
+                "Xinhua: police in China's Hebei break up fentanyl lab",
+                "Police in Hebei, China, broke up a fentanyl lab and detained suspects.",
+            ),
+        ]
+        .into_iter()
+        .map(|i| {
+            let v = story.classify(&i, now);
+            (i, v)
+        })
+        .collect();
+        assert!(items.iter().all(|(_, v)| v.verdict.is_detection()));
+        store
+            .record_fetched(&FetchedPoll {
+                feed_id,
+                story: "s",
+                feed_title: None,
+                validators: &Default::default(),
+                items: &items,
+                now,
+                next_poll_at: now,
+            })
+            .unwrap();
+        assert!(
+            !story.learn_from(&store).unwrap(),
+            "no marks, nothing learned"
+        );
+        store.mark(1, Review::Irrelevant, now).unwrap();
+        assert!(story.learn_from(&store).unwrap());
+        assert!(
+            !story.learn_from(&store).unwrap(),
+            "same marks: no re-learning"
+        );
+        assert_eq!(story.adjustment().irrelevant, 1);
+        // The unmarked rewrite of the rejected item is demoted too.
+        let after = story.classify(&items[1].0, now);
+        assert!(!after.verdict.is_detection(), "{after:?}");
+        assert!(after.score < items[1].1.score);
+        // Undo: the story forgets.
+        store.mark(1, Review::Unreviewed, now).unwrap();
+        assert!(story.learn_from(&store).unwrap());
+        assert!(story.adjustment().is_empty());
+        assert_eq!(story.classify(&items[1].0, now), items[1].1);
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! together, and a digest is stored together with the matches it covers and its pending
 //! deliveries before anything is sent.
 
+mod marks;
 mod migrations;
 mod review;
+
+pub use marks::MarksSignature;
 
 pub use review::{
     MarkedItem, MatchOrigin, PollLag, REVIEWER_ADDED_WHY, RescoreChange, RescoreReport, SearchHit,

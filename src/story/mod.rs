@@ -11,12 +11,14 @@
 //! terms (miss and false-alarm rates, normalised detection cost) beside two reference matchers.
 
 pub mod eval;
+pub mod feedback;
 pub mod matcher;
 pub mod profile;
 pub mod seeds;
 pub mod text;
 
 pub use eval::{EvalReport, LabelledItem, evaluate, read_labels};
+pub use feedback::{Adjustment, MarkedText, learn};
 pub use matcher::{MatchInput, Verdict, VerdictKind};
 pub use profile::{Profile, ProfileError, Tuning};
 pub use seeds::{BaselineArticle, SeedError, load_seeds};

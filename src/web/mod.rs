@@ -70,6 +70,8 @@ pub struct StoryView {
     pub baselines: Vec<BaselineArticle>,
     /// The profile's printable summary.
     pub summary: String,
+    /// The story itself, to show what review taught it (`None` shows no learning section).
+    pub story: Option<Story>,
 }
 
 impl StoryView {
@@ -79,6 +81,7 @@ impl StoryView {
             name: story.name.clone(),
             baselines: story.profile.baselines.clone(),
             summary: story.profile.summary(),
+            story: Some(story.clone()),
         }
     }
 }
@@ -445,22 +448,38 @@ async fn mark(
 
 async fn story(State(state): State<WebState>) -> Result<Html<String>, PageError> {
     let name = state.inner.story.name.clone();
-    let timeline = with_store(&state, move |s| {
+    let learner = state.inner.story.story.clone();
+    let (timeline, learning) = with_store(&state, move |s| {
+        // What review taught: re-learned here when marks changed since the last look.
+        let learning = match &learner {
+            Some(story) => {
+                story.learn_from(s)?;
+                pages::Learning::of(story)
+            }
+            None => None,
+        };
         let all = s.list_matches(&MatchFilter {
             story: Some(name),
             ..MatchFilter::default()
         })?;
-        Ok(all
+        let timeline = all
             .into_iter()
             .filter(|m| {
                 m.review == Review::Relevant
                     || (m.verdict == VerdictKind::FollowUp && m.review != Review::Irrelevant)
             })
-            .collect::<Vec<_>>())
+            .collect::<Vec<_>>();
+        Ok((timeline, learning))
     })
     .await?;
     Ok(Html(
-        pages::story_page(&state.inner.story, &timeline, &state.inner.timezone).into_string(),
+        pages::story_page(
+            &state.inner.story,
+            learning.as_ref(),
+            &timeline,
+            &state.inner.timezone,
+        )
+        .into_string(),
     ))
 }
 

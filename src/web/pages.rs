@@ -259,8 +259,37 @@ pub fn list_page(
     layout("Matches", &cx.story.name, body)
 }
 
-/// The story page: baselines, the profile summary and the timeline of follow-ups by day.
-pub fn story_page(story: &StoryView, timeline: &[MatchRow], zone: &TimeZone) -> Markup {
+/// What review taught a story, for the story page.
+#[derive(Debug, Clone)]
+pub struct Learning {
+    /// `learned from 12 reviews (9 relevant, 3 irrelevant): +tariff +busan −overdose`.
+    pub summary: String,
+    /// The profile's top terms after review.
+    pub top_terms: String,
+}
+
+impl Learning {
+    /// The learning of `story` as last loaded; `None` when nothing is marked.
+    pub fn of(story: &crate::pipeline::Story) -> Option<Learning> {
+        let summary = story.adjustment().describe()?;
+        let learned = story.learned_profile().summary();
+        let top_terms = learned
+            .lines()
+            .find(|l| l.starts_with("top terms:"))
+            .unwrap_or_default()
+            .to_string();
+        Some(Learning { summary, top_terms })
+    }
+}
+
+/// The story page: baseline articles, the profile and how review changed it, and a timeline of
+/// follow-ups.
+pub fn story_page(
+    story: &StoryView,
+    learning: Option<&Learning>,
+    timeline: &[MatchRow],
+    zone: &TimeZone,
+) -> Markup {
     let mut days: Vec<(String, Vec<&MatchRow>)> = Vec::new();
     for m in timeline {
         let day = m
@@ -295,6 +324,18 @@ pub fn story_page(story: &StoryView, timeline: &[MatchRow], zone: &TimeZone) -> 
         }
         h3 { "Profile" }
         pre.summary { (story.summary) }
+        h3 { "How review changed the profile" }
+        @match learning {
+            Some(l) => {
+                p.learning { (l.summary) }
+                p.learning { "After review, " (l.top_terms) }
+                p.note {
+                    "Items marked irrelevant also lower the score of items much like them; "
+                    "the seeds stay dominant (review moves at most 30% of the profile's weight)."
+                }
+            }
+            None => p.empty { "No items marked yet: the profile is the seeds' alone." },
+        }
         h3 { "Timeline of follow-ups" }
         @if days.is_empty() { p.empty { "No follow-ups yet." } }
         @for (day, list) in &days {

@@ -115,6 +115,7 @@ fn fixture(token: Option<&str>, readiness: Readiness) -> Fixture {
             text: String::new(),
         }],
         summary: "top terms: fentanyl <b>".into(),
+        story: None,
     };
     let state = WebState::new(
         Arc::clone(&store),
