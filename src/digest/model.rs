@@ -5,23 +5,19 @@
 //! A digest's model is stored with it (as JSON) when it is built, so a delivery retried days
 //! later — or a `digest resend` — renders exactly what was decided at build time.
 
-use std::collections::BTreeSet;
-
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EmptyDigest, RelatedMode};
 use crate::store::{DigestInput, MatchRow};
+use crate::story::neardup::Signature;
 use crate::story::{BaselineArticle, VerdictKind};
 
 use super::render::RenderContext;
 
 /// The longest one-line summary, in characters.
 pub const SUMMARY_CHARS: usize = 240;
-
-/// Titles at least this similar (token-set Jaccard) are treated as one report.
-const NEAR_DUPLICATE: f64 = 0.7;
 
 /// One digest, ready to render.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -340,47 +336,55 @@ pub fn is_http(link: &str) -> bool {
     lower.starts_with("https://") || lower.starts_with("http://")
 }
 
-/// The words of a title, lower-cased, for near-duplicate detection.
-fn title_tokens(title: &str) -> BTreeSet<String> {
-    title
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
-
-fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
-    let union = a.union(b).count();
-    if union == 0 {
-        return 0.0;
-    }
-    a.intersection(b).count() as f64 / union as f64
-}
-
-/// Folds syndicated copies into the first (newest) report: same link, or titles of at least
-/// four words that share most of them. Returns each kept match with the other outlets.
+/// Folds near-duplicates into one entry per group: matches in the same stored group (see
+/// [`crate::store::Store::group_of`]), or — for matches stored before groups were kept — with
+/// the same link or alike headlines ([`Signature`] of the headline alone: without the store's
+/// time window, summaries are not compared). The earliest report of each group is kept, at the place of the group's first
+/// match in `matches`; it lists the other members' outlets, in this digest or not.
 fn fold_near_duplicates<'a>(matches: &[&'a MatchRow]) -> Vec<(&'a MatchRow, Vec<String>)> {
-    let mut kept: Vec<(&'a MatchRow, BTreeSet<String>, Vec<String>)> = Vec::new();
-    for m in matches {
-        let tokens = title_tokens(&m.title);
-        let duplicate_of = kept.iter_mut().find(|(k, k_tokens, _)| {
-            (k.link.is_some() && k.link == m.link)
-                || (tokens.len() >= 4 && jaccard(k_tokens, &tokens) >= NEAR_DUPLICATE)
-        });
-        match duplicate_of {
-            Some((k, _, also)) => {
-                let outlet = m
-                    .source
-                    .clone()
-                    .unwrap_or_else(|| "another outlet".to_string());
-                if k.source.as_deref() != Some(outlet.as_str()) && !also.contains(&outlet) {
-                    also.push(outlet);
-                }
+    let mut groups: Vec<(Vec<&'a MatchRow>, Signature)> = Vec::new();
+    for &m in matches {
+        let signature = Signature::of(&m.title, "");
+        let found = groups.iter_mut().find(|(members, s)| {
+            let k = members[0];
+            match (k.group_id, m.group_id) {
+                (Some(a), Some(b)) => a == b,
+                _ => (k.link.is_some() && k.link == m.link) || s.is_near_duplicate(&signature),
             }
-            None => kept.push((m, tokens, Vec::new())),
+        });
+        match found {
+            Some((members, _)) => members.push(m),
+            None => groups.push((vec![m], signature)),
         }
     }
-    kept.into_iter().map(|(m, _, also)| (m, also)).collect()
+    groups
+        .into_iter()
+        .map(|(members, _)| {
+            // The first of equally early members (min_by_key keeps the first).
+            let first = members
+                .iter()
+                .copied()
+                .min_by_key(|m| (shown_time(m), m.first_seen_at))
+                .unwrap_or(members[0]);
+            let outlet = |m: &MatchRow| {
+                m.source
+                    .clone()
+                    .unwrap_or_else(|| "another outlet".to_string())
+            };
+            let mut also: Vec<String> = Vec::new();
+            let others = members
+                .iter()
+                .filter(|m| m.id != first.id)
+                .map(|m| outlet(m))
+                .chain(first.also_reported_by.iter().cloned());
+            for o in others {
+                if first.source.as_deref() != Some(o.as_str()) && !also.contains(&o) {
+                    also.push(o);
+                }
+            }
+            (first, also)
+        })
+        .collect()
 }
 
 /// The first sentence of a summary, cut at a word boundary if long.
@@ -436,6 +440,8 @@ pub(crate) mod tests {
             why: vec!["terms: fentanyl, tariff".into()],
             review: Review::Unreviewed,
             digest_id: None,
+            group_id: None,
+            also_reported_by: Vec::new(),
         }
     }
 

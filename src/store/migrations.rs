@@ -110,4 +110,14 @@ ALTER TABLE deliveries ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN last_attempt_at INTEGER;
 ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER;
 "#,
+    // ---- near-duplicate groups (learn7) ------------------------------------------------------
+    // Self-contained, so it can be renumbered against other branches' additions. A matched
+    // item keeps its near-duplicate signature (analysed headline and summary terms) and the id
+    // of its group's earliest item; NULL for items stored before, or never matched.
+    r#"
+ALTER TABLE items ADD COLUMN signature TEXT;
+ALTER TABLE items ADD COLUMN group_id INTEGER;
+CREATE INDEX items_group ON items(group_id) WHERE group_id IS NOT NULL;
+CREATE INDEX items_signed ON items(first_seen_at) WHERE signature IS NOT NULL;
+"#,
 ];

@@ -5,10 +5,12 @@
 //! together, and a digest is stored together with the matches it covers and its pending
 //! deliveries before anything is sent.
 
+mod groups;
 mod marks;
 mod migrations;
 mod review;
 
+pub use groups::GroupMember;
 pub use marks::MarksSignature;
 
 pub use review::{
@@ -217,6 +219,11 @@ pub struct MatchRow {
     pub review: Review,
     /// The digest that carried it, if any.
     pub digest_id: Option<i64>,
+    /// Its near-duplicate group: the id of the group's earliest item (see
+    /// [`Store::group_of`]); `None` for items stored before groups were kept.
+    pub group_id: Option<i64>,
+    /// Outlets of the other items in its group, earliest first, without its own outlet.
+    pub also_reported_by: Vec<String>,
 }
 
 /// Filters for [`Store::list_matches`].
@@ -480,6 +487,7 @@ impl Store {
                     why,
                     to_secs(now),
                 ])?;
+                groups::assign_group(&tx, item_id, item, now)?;
                 counts.new_matches += 1;
             }
         }
@@ -616,7 +624,12 @@ fn query_matches(
         let sql = format!(
             "SELECT i.id, m.story, i.title, i.summary, i.link, COALESCE(i.source, f.title), f.url,
                     i.published_at, i.first_seen_at, m.verdict, m.score, m.baseline_id, m.why,
-                    m.review, m.digest_id
+                    m.review, m.digest_id, i.group_id,
+                    (SELECT group_concat(outlet, char(31)) FROM (
+                        SELECT COALESCE(o.source, gf.title, gf.url) AS outlet
+                        FROM items o JOIN feeds gf ON gf.id = o.feed_id
+                        WHERE o.group_id = i.group_id AND o.id != i.id
+                        ORDER BY COALESCE(o.published_at, o.first_seen_at), o.id))
              FROM matches m JOIN items i ON i.id = m.item_id JOIN feeds f ON f.id = i.feed_id
              {tail}"
         );
@@ -638,6 +651,8 @@ fn query_matches(
                 row.get::<_, String>(12)?,
                 row.get::<_, String>(13)?,
                 row.get::<_, Option<i64>>(14)?,
+                row.get::<_, Option<i64>>(15)?,
+                row.get::<_, Option<String>>(16)?,
             ))
         })?;
         let mut out = Vec::new();
@@ -658,7 +673,18 @@ fn query_matches(
                 why,
                 review,
                 digest_id,
+                group_id,
+                others,
             ) = row?;
+            let mut also_reported_by: Vec<String> = Vec::new();
+            for outlet in others.as_deref().unwrap_or("").split('\u{1f}') {
+                if !outlet.is_empty()
+                    && source.as_deref() != Some(outlet)
+                    && !also_reported_by.iter().any(|o| o == outlet)
+                {
+                    also_reported_by.push(outlet.to_string());
+                }
+            }
             out.push(MatchRow {
                 id,
                 story,
@@ -676,6 +702,8 @@ fn query_matches(
                     .map_err(|err| StoreError::Corrupt(format!("why: {err}")))?,
                 review: Review::parse(&review)?,
                 digest_id,
+                group_id,
+                also_reported_by,
             });
         }
         Ok(out)

@@ -13,6 +13,7 @@
 pub mod eval;
 pub mod feedback;
 pub mod matcher;
+pub mod neardup;
 pub mod profile;
 pub mod seeds;
 pub mod text;

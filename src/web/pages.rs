@@ -187,6 +187,13 @@ pub fn match_card(m: &MatchRow, cx: &CardContext<'_>) -> Markup {
                     }
                 }
             }
+            @if !m.also_reported_by.is_empty() {
+                div.group {
+                    @if m.group_id == Some(m.id) { "Also reported by: " } @else { "Copy or rewrite of an earlier report; group: " }
+                    (m.also_reported_by.join(", "))
+                    @if let Some(group) = m.group_id { " (group #" (group) ")" }
+                }
+            }
             @if !m.why.is_empty() {
                 ul.why { @for reason in &m.why { li { (reason) } } }
             }

@@ -7,6 +7,7 @@ mod fetch;
 mod matcher;
 mod pipeline;
 mod smtp_server;
+mod stories;
 mod support;
 mod systemd;
 mod web;
