@@ -573,10 +573,22 @@ fn secret_source(
     Ok(if let Some(value) = inline {
         Some(SecretSource::Inline(value.clone()))
     } else if let Some(path) = file {
-        Some(SecretSource::File(base.join(path)))
+        Some(SecretSource::File(secret_path(base, path)))
     } else {
         env.map(|name| SecretSource::Env(name.clone()))
     })
+}
+
+/// Where a `*_file` secret is read from. A relative name is first looked up in systemd's
+/// `$CREDENTIALS_DIRECTORY` (filled by `LoadCredential=`), so a unit can hand storywatch a
+/// password without it ever sitting in the config folder; otherwise it resolves against the
+/// config file's folder.
+fn secret_path(base: &Path, name: &str) -> PathBuf {
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .filter(|_| Path::new(name).is_relative())
+        .map(|dir| PathBuf::from(dir).join(name))
+        .filter(|path| path.is_file());
+    credential.unwrap_or_else(|| base.join(name))
 }
 
 /// A duration written as `"30m"`.
@@ -1072,7 +1084,7 @@ fn parse_web(
         }
         (Some(token), None) => Some((token.get_ref().trim().to_string(), token.span())),
         (None, Some(file)) => {
-            let path = base.join(file.get_ref());
+            let path = secret_path(base, file.get_ref());
             let text = std::fs::read_to_string(&path).map_err(|err| {
                 locate(
                     Some(file.span()),
