@@ -86,7 +86,8 @@ impl Running {
             pipeline::fetcher(&config)?,
             Arc::clone(store),
             Arc::clone(&story),
-        );
+        )
+        .configured(&config.fetch);
         Ok(Running { config, story, ctx })
     }
 }

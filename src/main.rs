@@ -159,11 +159,17 @@ enum ItemsCommand {
 
 #[derive(Subcommand, Debug)]
 enum FeedsCommand {
-    /// List feeds with their last status.
+    /// List feeds with their health: last success, last error and its kind, failures in a row,
+    /// next poll, and why a feed is disabled.
     List {
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
+    },
+    /// Poll a feed disabled by a 410 Gone again (from the next poll on).
+    Enable {
+        /// The feed's URL as the config lists it (or the URL it moved to).
+        url: String,
     },
 }
 
@@ -293,6 +299,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Items(command) => items(&config()?, command),
         Command::Feeds(FeedsCommand::List { json }) => feeds_list(&config()?, json),
+        Command::Feeds(FeedsCommand::Enable { url }) => feeds_enable(&config()?, &url),
         Command::Check => check(&config()?),
         Command::Status => status(&config()?),
         Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
@@ -341,7 +348,8 @@ fn poll_once(config: Config) -> Result<ExitCode> {
     let feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
     let store = Arc::new(Mutex::new(store));
     let reports = runtime()?.block_on(async {
-        let ctx = PollContext::new(pipeline::fetcher(&config)?, store, story);
+        let ctx =
+            PollContext::new(pipeline::fetcher(&config)?, store, story).configured(&config.fetch);
         pipeline::poll_feeds(&ctx, feeds, config.fetch.concurrency).await
     })?;
     let mut out = std::io::stdout().lock();
@@ -352,11 +360,19 @@ fn poll_once(config: Config) -> Result<ExitCode> {
                 items,
                 new_items: n,
                 new_matches: m,
+                background,
             } => {
                 new_items += n;
                 new_matches += m;
+                let backlog = if *background > 0 {
+                    format!(
+                        " ({background} older than [fetch] backlog_max_age, kept as background)"
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "ok       {}  {items} items, {n} new, {m} new matches",
+                    "ok       {}  {items} items, {n} new, {m} new matches{backlog}",
                     report.url
                 )
             }
@@ -576,6 +592,10 @@ fn feeds_list(config: &Config, json: bool) -> Result<ExitCode> {
             continue;
         }
         let state = match (&feed.last_error_kind, feed.last_success_at) {
+            _ if feed.disabled_reason.is_some() => format!(
+                "DISABLED: {}",
+                feed.disabled_reason.as_deref().unwrap_or_default()
+            ),
             (Some(kind), _) => format!(
                 "FAILING ({kind}, {} in a row): {}",
                 feed.consecutive_failures,
@@ -584,13 +604,49 @@ fn feeds_list(config: &Config, json: bool) -> Result<ExitCode> {
             (None, Some(at)) => format!("ok, last success {}", at.strftime("%Y-%m-%d %H:%M UTC")),
             (None, None) => "never polled".to_string(),
         };
-        writeln!(out, "{}", feed.title.as_deref().unwrap_or(&feed.url))?;
-        writeln!(out, "  {}", feed.url)?;
-        writeln!(out, "  {state}; {} items stored", feed.items)?;
-        if let Some(next) = feed.next_poll_at.filter(|t| t.as_second() > 0) {
-            writeln!(out, "  next poll {}", next.strftime("%Y-%m-%d %H:%M UTC"))?;
+        let when = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
+        writeln!(out, "{}", feed.title.as_deref().unwrap_or(&feed.config_url))?;
+        writeln!(out, "  {}", feed.config_url)?;
+        if feed.url != feed.config_url {
+            writeln!(
+                out,
+                "  moved permanently to {} (polled there; update the config to match)",
+                feed.url
+            )?;
         }
+        writeln!(out, "  {state}; {} items stored", feed.items)?;
+        let mut health = Vec::new();
+        if let Some(at) = feed.last_success_at {
+            health.push(format!("last success {}", when(at)));
+        }
+        if let (Some(kind), Some(at)) = (&feed.last_error_kind, feed.last_attempt_at) {
+            health.push(format!("last error {kind} at {}", when(at)));
+        }
+        if feed.disabled_reason.is_none() {
+            if let Some(next) = feed.next_poll_at.filter(|t| t.as_second() > 0) {
+                health.push(format!("next poll {}", when(next)));
+            } else {
+                health.push("next poll now".to_string());
+            }
+        }
+        if let Some(secs) = feed.interval_secs {
+            health.push(format!(
+                "every {}",
+                storywatch::duration::format_duration(std::time::Duration::from_secs(secs))
+            ));
+        }
+        writeln!(out, "  {}", health.join("; "))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn feeds_enable(config: &Config, url: &str) -> Result<ExitCode> {
+    let mut store = open_store(config)?;
+    store.sync_feeds(&config.feeds)?;
+    if !store.enable_feed(url.trim())? {
+        bail!("no configured feed has the URL {url}; `storywatch feeds list` shows them");
+    }
+    println!("enabled {url}; it is polled on the next poll (a running daemon within a minute)");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,5 +4,6 @@
 mod daemon;
 mod fetch;
 mod pipeline;
+mod politeness;
 mod support;
 mod systemd;
