@@ -171,6 +171,34 @@ enum FeedsCommand {
         /// The feed's URL as the config lists it (or the URL it moved to).
         url: String,
     },
+    /// Add a feed to the config file's [[feeds]] list (comments and layout are kept).
+    Add {
+        /// Absolute http(s) URL of the feed.
+        url: String,
+        /// How often to poll it, e.g. 30m, 2h (default 30m).
+        #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+        interval: Option<std::time::Duration>,
+        /// Display name (the feed's own title otherwise).
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Remove a feed from the config file (its stored items stay in the database).
+    Remove {
+        /// The URL as the config lists it.
+        url: String,
+    },
+    /// Add every feed of an OPML file (as exported by feed readers); duplicates are skipped and
+    /// reported.
+    Import {
+        /// The OPML file.
+        file: PathBuf,
+    },
+    /// Print the configured feeds as OPML 2.0 on stdout.
+    Export,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    storywatch::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -300,6 +328,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Items(command) => items(&config()?, command),
         Command::Feeds(FeedsCommand::List { json }) => feeds_list(&config()?, json),
         Command::Feeds(FeedsCommand::Enable { url }) => feeds_enable(&config()?, &url),
+        Command::Feeds(FeedsCommand::Export) => feeds_export(&config()?),
+        Command::Feeds(command) => feeds_edit(config_file(config_path.as_ref())?, command),
         Command::Check => check(&config()?),
         Command::Status => status(&config()?),
         Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
@@ -637,6 +667,136 @@ fn feeds_list(config: &Config, json: bool) -> Result<ExitCode> {
         }
         writeln!(out, "  {}", health.join("; "))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config file feed management edits: `--config`, else a discovered one. The bundled
+/// default lives inside the binary and cannot be edited.
+fn config_file(path: Option<&PathBuf>) -> Result<PathBuf> {
+    path.cloned().or_else(Config::discover).ok_or_else(|| {
+        anyhow::anyhow!(
+            "storywatch is running on its bundled default config, which cannot be edited; \
+             pass --config FILE (or set STORYWATCH_CONFIG), or create a config with \
+             `storywatch service install --user`"
+        )
+    })
+}
+
+const RELOAD_HINT: &str =
+    "a running daemon picks this up on reload (`systemctl reload storywatch` or SIGHUP)";
+
+fn feeds_edit(path: PathBuf, command: FeedsCommand) -> Result<ExitCode> {
+    use storywatch::feeds::manage::{ConfigEditor, NewFeed, parse_opml, validate_feed_url};
+    let mut editor = ConfigEditor::open(&path)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        FeedsCommand::Add {
+            url,
+            interval,
+            title,
+        } => {
+            editor.add(&NewFeed {
+                url: url.clone(),
+                interval,
+                title,
+            })?;
+            editor.save()?;
+            writeln!(
+                out,
+                "added {} to {}; {RELOAD_HINT}",
+                url.trim(),
+                path.display()
+            )?;
+        }
+        FeedsCommand::Remove { url } => {
+            editor.remove(&url)?;
+            editor.save()?;
+            writeln!(
+                out,
+                "removed {} from {} (its stored items stay); {RELOAD_HINT}",
+                url.trim(),
+                path.display()
+            )?;
+        }
+        FeedsCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read OPML file {}", file.display()))?;
+            let found = parse_opml(&text).with_context(|| format!("in {}", file.display()))?;
+            let (mut added, mut duplicates, mut invalid) = (Vec::new(), Vec::new(), Vec::new());
+            for feed in found {
+                match validate_feed_url(&feed.url) {
+                    Err(_) => invalid.push(feed.url),
+                    Ok(url) if editor.contains(&url)? => duplicates.push(url),
+                    Ok(url) => {
+                        editor.add(&NewFeed {
+                            url: url.clone(),
+                            interval: None,
+                            title: feed.title,
+                        })?;
+                        added.push(url);
+                    }
+                }
+            }
+            if !added.is_empty() {
+                editor.save()?;
+            }
+            for url in &added {
+                writeln!(out, "added      {url}")?;
+            }
+            for url in &duplicates {
+                writeln!(out, "duplicate  {url} (already listed, skipped)")?;
+            }
+            for url in &invalid {
+                writeln!(
+                    out,
+                    "invalid    {url} (not an absolute http(s) URL, skipped)"
+                )?;
+            }
+            writeln!(
+                out,
+                "imported {} feeds into {}: {} duplicates and {} invalid skipped{}",
+                added.len(),
+                path.display(),
+                duplicates.len(),
+                invalid.len(),
+                if added.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {RELOAD_HINT}")
+                }
+            )?;
+        }
+        FeedsCommand::List { .. } | FeedsCommand::Enable { .. } | FeedsCommand::Export => {
+            bail!("internal error: {command:?} does not edit the config")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn feeds_export(config: &Config) -> Result<ExitCode> {
+    // Titles: the config's own, else the feed's title once polled (without creating a database
+    // just to export).
+    let stored: std::collections::HashMap<String, String> = if config.storage.database.exists() {
+        open_store(config)?
+            .feed_statuses()?
+            .into_iter()
+            .filter_map(|s| s.title.map(|t| (s.config_url, t)))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let feeds: Vec<(String, Option<String>)> = config
+        .feeds
+        .iter()
+        .map(|f| {
+            let title = f.title.clone().or_else(|| stored.get(&f.url).cloned());
+            (f.url.clone(), title)
+        })
+        .collect();
+    print!(
+        "{}",
+        storywatch::feeds::manage::export_opml(&feeds, Timestamp::now())
+    );
     Ok(ExitCode::SUCCESS)
 }
 

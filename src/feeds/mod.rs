@@ -2,6 +2,7 @@
 //! [`normalize`] makes feed text and links safe and plain, [`schedule`] decides when to ask again.
 
 pub mod fetch;
+pub mod manage;
 pub mod normalize;
 pub mod parse;
 pub mod schedule;

@@ -3,6 +3,7 @@
 
 mod daemon;
 mod fetch;
+mod manage;
 mod pipeline;
 mod politeness;
 mod support;
