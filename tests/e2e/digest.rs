@@ -66,6 +66,8 @@ fn seed(dir: &Path, items: &[(&str, &str, VerdictKind, &str)]) {
             items: &batch,
             now,
             next_poll_at: now,
+            background_before: None,
+            interval: None,
         })
         .unwrap();
 }
