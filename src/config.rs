@@ -139,6 +139,17 @@ pub struct FetchConfig {
     pub concurrency: usize,
     /// Overrides the `User-Agent` header.
     pub user_agent: Option<String>,
+    /// How many fetches may go to one host at once (on top of `concurrency`).
+    pub per_host: usize,
+    /// The shortest wait between two polls of one feed, whatever its `interval` says.
+    pub min_interval: Duration,
+    /// The longest wait the adaptive schedule and server cache hints may impose.
+    pub max_interval: Duration,
+    /// Whether a feed's interval follows how often it actually publishes.
+    pub adaptive: bool,
+    /// On a feed's first poll, items published longer ago than this are stored as background
+    /// (searchable, never a new match); `None` (`"off"`) treats every item as new.
+    pub backlog_max_age: Option<Duration>,
 }
 
 /// One `[[feeds]]` entry.
@@ -420,6 +431,16 @@ struct RawFetch {
     #[serde(default = "default_concurrency")]
     concurrency: Spanned<usize>,
     user_agent: Option<String>,
+    #[serde(default = "default_per_host")]
+    per_host: Spanned<usize>,
+    #[serde(default = "default_min_interval")]
+    min_interval: Spanned<HumanDuration>,
+    #[serde(default = "default_max_interval")]
+    max_interval: Spanned<HumanDuration>,
+    #[serde(default = "default_adaptive")]
+    adaptive: bool,
+    #[serde(default = "default_backlog")]
+    backlog_max_age: MaybeDuration,
 }
 
 impl Default for RawFetch {
@@ -431,8 +452,29 @@ impl Default for RawFetch {
             allow_private_networks: false,
             concurrency: default_concurrency(),
             user_agent: None,
+            per_host: default_per_host(),
+            min_interval: default_min_interval(),
+            max_interval: default_max_interval(),
+            adaptive: default_adaptive(),
+            backlog_max_age: default_backlog(),
         }
     }
+}
+
+fn default_per_host() -> Spanned<usize> {
+    Spanned::new(0..0, 2)
+}
+fn default_min_interval() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(Duration::from_secs(5 * 60)))
+}
+fn default_max_interval() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(Duration::from_secs(24 * 3600)))
+}
+fn default_adaptive() -> bool {
+    true
+}
+fn default_backlog() -> MaybeDuration {
+    MaybeDuration(Some(Duration::from_secs(7 * 86_400)))
 }
 
 fn default_timeout() -> HumanDuration {
@@ -573,10 +615,22 @@ fn secret_source(
     Ok(if let Some(value) = inline {
         Some(SecretSource::Inline(value.clone()))
     } else if let Some(path) = file {
-        Some(SecretSource::File(base.join(path)))
+        Some(SecretSource::File(secret_path(base, path)))
     } else {
         env.map(|name| SecretSource::Env(name.clone()))
     })
+}
+
+/// Where a `*_file` secret is read from. A relative name is first looked up in systemd's
+/// `$CREDENTIALS_DIRECTORY` (filled by `LoadCredential=`), so a unit can hand storywatch a
+/// password without it ever sitting in the config folder; otherwise it resolves against the
+/// config file's folder.
+fn secret_path(base: &Path, name: &str) -> PathBuf {
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .filter(|_| Path::new(name).is_relative())
+        .map(|dir| PathBuf::from(dir).join(name))
+        .filter(|path| path.is_file());
+    credential.unwrap_or_else(|| base.join(name))
 }
 
 /// A duration written as `"30m"`.
@@ -588,6 +642,21 @@ impl<'de> Deserialize<'de> for HumanDuration {
         parse_duration(&text)
             .map(HumanDuration)
             .map_err(de::Error::custom)
+    }
+}
+
+/// A duration, or `"off"` for none.
+struct MaybeDuration(Option<Duration>);
+
+impl<'de> Deserialize<'de> for MaybeDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim().eq_ignore_ascii_case("off") {
+            return Ok(MaybeDuration(None));
+        }
+        parse_duration(&text)
+            .map(|d| MaybeDuration(Some(d)))
+            .map_err(|err| de::Error::custom(format!("{err}, or \"off\"")))
     }
 }
 
@@ -752,6 +821,27 @@ impl Config {
             return Err(locate(
                 Some(raw.fetch.concurrency.span()),
                 "[fetch] concurrency must be at least 1".into(),
+            ));
+        }
+        let per_host = *raw.fetch.per_host.get_ref();
+        if per_host == 0 {
+            return Err(locate(
+                Some(raw.fetch.per_host.span()),
+                "[fetch] per_host must be at least 1, e.g. 2".into(),
+            ));
+        }
+        let min_interval = raw.fetch.min_interval.get_ref().0;
+        let max_interval = raw.fetch.max_interval.get_ref().0;
+        if min_interval < Duration::from_secs(60) {
+            return Err(locate(
+                Some(raw.fetch.min_interval.span()),
+                "[fetch] min_interval must be at least \"1m\"; publishers ban clients that poll more often".into(),
+            ));
+        }
+        if max_interval < min_interval {
+            return Err(locate(
+                Some(raw.fetch.max_interval.span()),
+                "[fetch] max_interval is shorter than min_interval; make it at least as long, e.g. \"24h\"".into(),
             ));
         }
         if raw.fetch.timeout.0.is_zero() {
@@ -948,6 +1038,11 @@ impl Config {
                 allow_private_networks: raw.fetch.allow_private_networks,
                 concurrency,
                 user_agent: raw.fetch.user_agent,
+                per_host,
+                min_interval,
+                max_interval,
+                adaptive: raw.fetch.adaptive,
+                backlog_max_age: raw.fetch.backlog_max_age.0,
             },
             feeds,
             digest: DigestConfig {
@@ -1072,7 +1167,7 @@ fn parse_web(
         }
         (Some(token), None) => Some((token.get_ref().trim().to_string(), token.span())),
         (None, Some(file)) => {
-            let path = base.join(file.get_ref());
+            let path = secret_path(base, file.get_ref());
             let text = std::fs::read_to_string(&path).map_err(|err| {
                 locate(
                     Some(file.span()),
@@ -1175,6 +1270,13 @@ mod tests {
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.fetch.timeout, Duration::from_secs(20));
         assert_eq!(config.fetch.max_body_bytes, 5 * 1024 * 1024);
+        assert_eq!(config.fetch.per_host, 2);
+        assert_eq!(config.fetch.min_interval, Duration::from_secs(300));
+        assert_eq!(config.fetch.max_interval, Duration::from_secs(86_400));
+        assert_eq!(
+            config.fetch.backlog_max_age,
+            Some(Duration::from_secs(7 * 86_400))
+        );
         assert_eq!(config.digest.at, Time::constant(7, 0, 0, 0));
         assert!(config.storage.database.ends_with("storywatch.db"));
     }
@@ -1226,6 +1328,13 @@ mod tests {
                 "15m",
             ),
             ("[[notify]]\nkind = \"pigeon\"\n", "pigeon"),
+            ("[fetch]\nper_host = 0\n", "per_host must be at least 1"),
+            ("[fetch]\nmin_interval = \"10s\"\n", "at least \"1m\""),
+            (
+                "[fetch]\nmin_interval = \"1h\"\nmax_interval = \"30m\"\n",
+                "max_interval is shorter",
+            ),
+            ("[fetch]\nbacklog_max_age = \"never\"\n", "\"off\""),
             (
                 "[[feeds]]\nurl = \"https://x.example/f\"\nintreval = \"1h\"\n",
                 "intreval",
@@ -1396,6 +1505,12 @@ mod tests {
             assert!(err.contains(needle), "{extra}: {err}");
             assert!(err.starts_with("test.toml:"), "{err}");
         }
+    }
+
+    #[test]
+    fn backlog_can_be_turned_off() {
+        let config = parse(&format!("{MINIMAL}[fetch]\nbacklog_max_age = \"off\"\n")).unwrap();
+        assert_eq!(config.fetch.backlog_max_age, None);
     }
 
     #[test]

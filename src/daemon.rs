@@ -94,7 +94,8 @@ impl Running {
             pipeline::fetcher(&config)?,
             Arc::clone(store),
             Arc::clone(&story),
-        );
+        )
+        .configured(&config.fetch);
         Ok(Running { config, story, ctx })
     }
 }

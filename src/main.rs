@@ -259,12 +259,46 @@ enum ExportCommand {
 
 #[derive(Subcommand, Debug)]
 enum FeedsCommand {
-    /// List feeds with their last status.
+    /// List feeds with their health: last success, last error and its kind, failures in a row,
+    /// next poll, and why a feed is disabled.
     List {
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
     },
+    /// Poll a feed disabled by a 410 Gone again (from the next poll on).
+    Enable {
+        /// The feed's URL as the config lists it (or the URL it moved to).
+        url: String,
+    },
+    /// Add a feed to the config file's [[feeds]] list (comments and layout are kept).
+    Add {
+        /// Absolute http(s) URL of the feed.
+        url: String,
+        /// How often to poll it, e.g. 30m, 2h (default 30m).
+        #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+        interval: Option<std::time::Duration>,
+        /// Display name (the feed's own title otherwise).
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Remove a feed from the config file (its stored items stay in the database).
+    Remove {
+        /// The URL as the config lists it.
+        url: String,
+    },
+    /// Add every feed of an OPML file (as exported by feed readers); duplicates are skipped and
+    /// reported.
+    Import {
+        /// The OPML file.
+        file: PathBuf,
+    },
+    /// Print the configured feeds as OPML 2.0 on stdout.
+    Export,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    storywatch::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -406,6 +440,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Items(command) => items(&config()?, command),
         Command::Feeds(FeedsCommand::List { json }) => feeds_list(&config()?, json),
+        Command::Feeds(FeedsCommand::Enable { url }) => feeds_enable(&config()?, &url),
+        Command::Feeds(FeedsCommand::Export) => feeds_export(&config()?),
+        Command::Feeds(command) => feeds_edit(config_file(config_path.as_ref())?, command),
         Command::Check => check(&config()?),
         Command::Status => status(&config()?),
         Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
@@ -457,7 +494,8 @@ fn poll_once(config: Config) -> Result<ExitCode> {
     let feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
     let store = Arc::new(Mutex::new(store));
     let reports = runtime()?.block_on(async {
-        let ctx = PollContext::new(pipeline::fetcher(&config)?, store, story);
+        let ctx =
+            PollContext::new(pipeline::fetcher(&config)?, store, story).configured(&config.fetch);
         pipeline::poll_feeds(&ctx, feeds, config.fetch.concurrency).await
     })?;
     let mut out = std::io::stdout().lock();
@@ -468,11 +506,19 @@ fn poll_once(config: Config) -> Result<ExitCode> {
                 items,
                 new_items: n,
                 new_matches: m,
+                background,
             } => {
                 new_items += n;
                 new_matches += m;
+                let backlog = if *background > 0 {
+                    format!(
+                        " ({background} older than [fetch] backlog_max_age, kept as background)"
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "ok       {}  {items} items, {n} new, {m} new matches",
+                    "ok       {}  {items} items, {n} new, {m} new matches{backlog}",
                     report.url
                 )
             }
@@ -841,6 +887,10 @@ fn feeds_list(config: &Config, json: bool) -> Result<ExitCode> {
             continue;
         }
         let state = match (&feed.last_error_kind, feed.last_success_at) {
+            _ if feed.disabled_reason.is_some() => format!(
+                "DISABLED: {}",
+                feed.disabled_reason.as_deref().unwrap_or_default()
+            ),
             (Some(kind), _) => format!(
                 "FAILING ({kind}, {} in a row): {}",
                 feed.consecutive_failures,
@@ -849,13 +899,179 @@ fn feeds_list(config: &Config, json: bool) -> Result<ExitCode> {
             (None, Some(at)) => format!("ok, last success {}", at.strftime("%Y-%m-%d %H:%M UTC")),
             (None, None) => "never polled".to_string(),
         };
-        writeln!(out, "{}", feed.title.as_deref().unwrap_or(&feed.url))?;
-        writeln!(out, "  {}", feed.url)?;
+        let when = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
+        writeln!(out, "{}", feed.title.as_deref().unwrap_or(&feed.config_url))?;
+        writeln!(out, "  {}", feed.config_url)?;
+        if feed.url != feed.config_url {
+            writeln!(
+                out,
+                "  moved permanently to {} (polled there; update the config to match)",
+                feed.url
+            )?;
+        }
         writeln!(out, "  {state}; {} items stored", feed.items)?;
-        if let Some(next) = feed.next_poll_at.filter(|t| t.as_second() > 0) {
-            writeln!(out, "  next poll {}", next.strftime("%Y-%m-%d %H:%M UTC"))?;
+        let mut health = Vec::new();
+        if let Some(at) = feed.last_success_at {
+            health.push(format!("last success {}", when(at)));
+        }
+        if let (Some(kind), Some(at)) = (&feed.last_error_kind, feed.last_attempt_at) {
+            health.push(format!("last error {kind} at {}", when(at)));
+        }
+        if feed.disabled_reason.is_none() {
+            if let Some(next) = feed.next_poll_at.filter(|t| t.as_second() > 0) {
+                health.push(format!("next poll {}", when(next)));
+            } else {
+                health.push("next poll now".to_string());
+            }
+        }
+        if let Some(secs) = feed.interval_secs {
+            health.push(format!(
+                "every {}",
+                storywatch::duration::format_duration(std::time::Duration::from_secs(secs))
+            ));
+        }
+        writeln!(out, "  {}", health.join("; "))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config file feed management edits: `--config`, else a discovered one. The bundled
+/// default lives inside the binary and cannot be edited.
+fn config_file(path: Option<&PathBuf>) -> Result<PathBuf> {
+    path.cloned().or_else(Config::discover).ok_or_else(|| {
+        anyhow::anyhow!(
+            "storywatch is running on its bundled default config, which cannot be edited; \
+             pass --config FILE (or set STORYWATCH_CONFIG), or create a config with \
+             `storywatch service install --user`"
+        )
+    })
+}
+
+const RELOAD_HINT: &str =
+    "a running daemon picks this up on reload (`systemctl reload storywatch` or SIGHUP)";
+
+fn feeds_edit(path: PathBuf, command: FeedsCommand) -> Result<ExitCode> {
+    use storywatch::feeds::manage::{ConfigEditor, NewFeed, parse_opml, validate_feed_url};
+    let mut editor = ConfigEditor::open(&path)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        FeedsCommand::Add {
+            url,
+            interval,
+            title,
+        } => {
+            editor.add(&NewFeed {
+                url: url.clone(),
+                interval,
+                title,
+            })?;
+            editor.save()?;
+            writeln!(
+                out,
+                "added {} to {}; {RELOAD_HINT}",
+                url.trim(),
+                path.display()
+            )?;
+        }
+        FeedsCommand::Remove { url } => {
+            editor.remove(&url)?;
+            editor.save()?;
+            writeln!(
+                out,
+                "removed {} from {} (its stored items stay); {RELOAD_HINT}",
+                url.trim(),
+                path.display()
+            )?;
+        }
+        FeedsCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read OPML file {}", file.display()))?;
+            let found = parse_opml(&text).with_context(|| format!("in {}", file.display()))?;
+            let (mut added, mut duplicates, mut invalid) = (Vec::new(), Vec::new(), Vec::new());
+            for feed in found {
+                match validate_feed_url(&feed.url) {
+                    Err(_) => invalid.push(feed.url),
+                    Ok(url) if editor.contains(&url)? => duplicates.push(url),
+                    Ok(url) => {
+                        editor.add(&NewFeed {
+                            url: url.clone(),
+                            interval: None,
+                            title: feed.title,
+                        })?;
+                        added.push(url);
+                    }
+                }
+            }
+            if !added.is_empty() {
+                editor.save()?;
+            }
+            for url in &added {
+                writeln!(out, "added      {url}")?;
+            }
+            for url in &duplicates {
+                writeln!(out, "duplicate  {url} (already listed, skipped)")?;
+            }
+            for url in &invalid {
+                writeln!(
+                    out,
+                    "invalid    {url} (not an absolute http(s) URL, skipped)"
+                )?;
+            }
+            writeln!(
+                out,
+                "imported {} feeds into {}: {} duplicates and {} invalid skipped{}",
+                added.len(),
+                path.display(),
+                duplicates.len(),
+                invalid.len(),
+                if added.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {RELOAD_HINT}")
+                }
+            )?;
+        }
+        FeedsCommand::List { .. } | FeedsCommand::Enable { .. } | FeedsCommand::Export => {
+            bail!("internal error: {command:?} does not edit the config")
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn feeds_export(config: &Config) -> Result<ExitCode> {
+    // Titles: the config's own, else the feed's title once polled (without creating a database
+    // just to export).
+    let stored: std::collections::HashMap<String, String> = if config.storage.database.exists() {
+        open_store(config)?
+            .feed_statuses()?
+            .into_iter()
+            .filter_map(|s| s.title.map(|t| (s.config_url, t)))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let feeds: Vec<(String, Option<String>)> = config
+        .feeds
+        .iter()
+        .map(|f| {
+            let title = f.title.clone().or_else(|| stored.get(&f.url).cloned());
+            (f.url.clone(), title)
+        })
+        .collect();
+    print!(
+        "{}",
+        storywatch::feeds::manage::export_opml(&feeds, Timestamp::now())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn feeds_enable(config: &Config, url: &str) -> Result<ExitCode> {
+    let mut store = open_store(config)?;
+    store.sync_feeds(&config.feeds)?;
+    if !store.enable_feed(url.trim())? {
+        bail!("no configured feed has the URL {url}; `storywatch feeds list` shows them");
+    }
+    println!("enabled {url}; it is polled on the next poll (a running daemon within a minute)");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,9 +11,10 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::bundled;
-use crate::config::{Config, FeedConfig, NotifyConfig, SeedSource, StoryConfig};
+use crate::config::{Config, FeedConfig, FetchConfig, NotifyConfig, SeedSource, StoryConfig};
 use crate::digest::{self, RenderContext};
-use crate::feeds::{FetchOutcome, FetchSettings, Fetcher, parse_feed};
+use crate::feeds::schedule::{self, Schedule};
+use crate::feeds::{FetchError, FetchOutcome, FetchSettings, Fetcher, parse_feed};
 use crate::item::Item;
 use crate::store::{
     DigestRow, FeedRow, FetchedPoll, MarksSignature, NewDigest, Review, Store, StoreError,
@@ -28,9 +29,6 @@ pub const USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (+https://crates.io/crates/storywatch)"
 );
-
-/// Longest wait between retries of a failing feed.
-const MAX_BACKOFF: Duration = Duration::from_secs(12 * 3600);
 
 /// After this many failed attempts a delivery is given up and marked failed.
 pub const MAX_DELIVERY_ATTEMPTS: u32 = 8;
@@ -202,6 +200,8 @@ pub enum FeedOutcome {
         new_items: usize,
         /// Of those, how many matched the story.
         new_matches: usize,
+        /// Of the new entries, how many were a first poll's backlog (stored, not matched).
+        background: usize,
     },
     /// 304 Not Modified.
     NotModified,
@@ -223,6 +223,42 @@ pub struct FeedReport {
     pub outcome: FeedOutcome,
 }
 
+/// How polls are paced and what a first poll keeps: the scheduling part of `[fetch]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollPolicy {
+    /// Intervals, hints and backoff.
+    pub schedule: Schedule,
+    /// Most fetches to one host at once.
+    pub per_host: usize,
+    /// On a first poll, items older than this are background; `None` keeps all as new.
+    pub backlog_max_age: Option<Duration>,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        PollPolicy {
+            schedule: Schedule::default(),
+            per_host: 2,
+            backlog_max_age: Some(Duration::from_secs(7 * 86_400)),
+        }
+    }
+}
+
+impl PollPolicy {
+    /// The policy `[fetch]` describes.
+    pub fn from_config(fetch: &FetchConfig) -> PollPolicy {
+        PollPolicy {
+            schedule: Schedule {
+                min_interval: fetch.min_interval,
+                max_interval: fetch.max_interval,
+                adaptive: fetch.adaptive,
+            },
+            per_host: fetch.per_host,
+            backlog_max_age: fetch.backlog_max_age,
+        }
+    }
+}
+
 /// Shared handles the poll tasks use.
 #[derive(Clone)]
 pub struct PollContext {
@@ -234,6 +270,8 @@ pub struct PollContext {
     pub story: Arc<Story>,
     /// Feeds finished since start; the daemon's watchdog watches it move.
     pub completed: Arc<std::sync::atomic::AtomicU64>,
+    /// Pacing and backlog rules.
+    pub policy: PollPolicy,
 }
 
 impl PollContext {
@@ -244,7 +282,14 @@ impl PollContext {
             store,
             story,
             completed: Arc::default(),
+            policy: PollPolicy::default(),
         }
+    }
+
+    /// The same handles with the pacing and backlog rules of `[fetch]`.
+    pub fn configured(mut self, fetch: &FetchConfig) -> PollContext {
+        self.policy = PollPolicy::from_config(fetch);
+        self
     }
 
     /// How many feed polls have finished so far.
@@ -270,18 +315,20 @@ async fn with_store<T: Send + 'static>(
 }
 
 /// When a feed is next due after `failures` consecutive failures: its interval, doubled per
-/// failure, capped at [`MAX_BACKOFF`] (but never below the interval itself).
+/// failure, capped at [`schedule::MAX_BACKOFF`] (but never below the interval itself). Without jitter or
+/// server hints; [`Schedule`] adds those.
 pub fn next_poll_time(now: Timestamp, interval: Duration, failures: u32) -> Timestamp {
-    let factor = 1u32 << failures.min(10);
-    let wait = interval
-        .saturating_mul(factor)
-        .min(MAX_BACKOFF.max(interval));
+    let wait = schedule::backoff(interval, failures);
     let wait = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::from_hours(12));
     now.checked_add(wait).unwrap_or(now)
 }
 
 /// Polls one feed: fetch, parse, classify, store. Never fails as a whole: every problem ends as
 /// [`FeedOutcome::Failed`] recorded in the feed's state (only a database failure is returned).
+///
+/// `interval` is the feed's configured interval; the policy in `ctx` turns it into the next due
+/// time (adaptive interval, server hints, jitter, backoff). A 304 parses nothing and writes only
+/// the feed's row. A 410 Gone disables the feed.
 pub async fn poll_feed(
     ctx: &PollContext,
     feed: FeedRow,
@@ -290,10 +337,19 @@ pub async fn poll_feed(
     let span = info_span!("poll", feed = %feed.url);
     async move {
         let now = Timestamp::now();
+        let schedule = ctx.policy.schedule;
+        // What the schedule settled on last time, re-clamped in case the config changed since.
+        let settled = schedule.interval(interval, feed.interval);
         let fetched = ctx.fetcher.fetch(&feed.url, &feed.validators).await;
         let outcome = match fetched {
-            Ok(FetchOutcome::NotModified) => {
-                let next = next_poll_time(now, interval, 0);
+            Ok(FetchOutcome::NotModified { cache }) => {
+                let next = schedule.next_after_success(
+                    now,
+                    &feed.url,
+                    interval,
+                    settled,
+                    cache.min_wait(),
+                );
                 with_store(&ctx.store, move |s| {
                     s.record_not_modified(feed.id, now, next)
                 })
@@ -306,14 +362,32 @@ pub async fn poll_feed(
                 validators,
                 final_url,
                 moved_permanently_to,
+                cache,
             }) => match parse_feed(&body, content_type.as_deref(), &final_url) {
                 Ok(parsed) => {
+                    drop(body);
                     let total = parsed.items.len();
                     // Marks made since the last poll (on the page or the CLI) count now.
                     let story = Arc::clone(&ctx.story);
                     if with_store(&ctx.store, move |s| story.learn_from(s)).await? {
                         info!(story = %ctx.story.name, "profile re-learned from review marks");
                     }
+                    let gap = schedule::publishing_gap(
+                        parsed.items.iter().filter_map(|i| i.published),
+                        now,
+                    );
+                    let adapted = schedule.interval(interval, gap);
+                    let hint = cache.min_wait().max(parsed.ttl);
+                    let next = schedule.next_after_success(now, &feed.url, interval, adapted, hint);
+                    let background_before = if feed.first_poll {
+                        ctx.policy.backlog_max_age.and_then(|age| {
+                            jiff::SignedDuration::try_from(age)
+                                .ok()
+                                .and_then(|age| now.checked_sub(age).ok())
+                        })
+                    } else {
+                        None
+                    };
                     let classified: Vec<(Item, Verdict)> = parsed
                         .items
                         .into_iter()
@@ -323,7 +397,6 @@ pub async fn poll_feed(
                         })
                         .collect();
                     let story = ctx.story.name.clone();
-                    let next = next_poll_time(now, interval, 0);
                     let counts = with_store(&ctx.store, move |s| {
                         let counts = s.record_fetched(&FetchedPoll {
                             feed_id: feed.id,
@@ -333,6 +406,8 @@ pub async fn poll_feed(
                             items: &classified,
                             now,
                             next_poll_at: next,
+                            background_before,
+                            interval: Some(adapted),
                         })?;
                         if let Some(new_url) = moved_permanently_to {
                             s.record_moved(feed.id, &new_url)?;
@@ -343,18 +418,47 @@ pub async fn poll_feed(
                     info!(
                         items = total,
                         new = counts.new_items,
+                        background = counts.background,
                         matches = counts.new_matches,
+                        next = %next,
                         "polled"
                     );
                     FeedOutcome::Fetched {
                         items: total,
                         new_items: counts.new_items,
                         new_matches: counts.new_matches,
+                        background: counts.background,
                     }
                 }
-                Err(err) => failed(ctx, &feed, interval, now, "parse", err.to_string()).await?,
+                Err(err) => {
+                    failed(ctx, &feed, settled, now, "parse", err.to_string(), None).await?
+                }
             },
-            Err(err) => failed(ctx, &feed, interval, now, err.kind(), err.to_string()).await?,
+            Err(err) => {
+                let gone = matches!(err, FetchError::HttpStatus { status: 410, .. });
+                let outcome = failed(
+                    ctx,
+                    &feed,
+                    settled,
+                    now,
+                    err.kind(),
+                    err.to_string(),
+                    err.retry_after(),
+                )
+                .await?;
+                if gone {
+                    let reason = format!(
+                        "410 Gone at {}: the publisher removed this feed; remove it from the \
+                         config or run `storywatch feeds enable {}` to try again",
+                        now.strftime("%Y-%m-%d"),
+                        feed.config_url
+                    );
+                    warn!(%reason, "feed disabled");
+                    let id = feed.id;
+                    with_store(&ctx.store, move |s| s.disable_feed(id, &reason, now)).await?;
+                }
+                outcome
+            }
         };
         let metrics = crate::metrics::global();
         match &outcome {
@@ -382,9 +486,16 @@ async fn failed(
     now: Timestamp,
     kind: &str,
     message: String,
+    retry_after: Option<Duration>,
 ) -> anyhow::Result<FeedOutcome> {
     warn!(kind, error = %message, "poll failed");
-    let next = next_poll_time(now, interval, feed.consecutive_failures + 1);
+    let next = ctx.policy.schedule.next_after_failure(
+        now,
+        &feed.url,
+        interval,
+        feed.consecutive_failures + 1,
+        retry_after,
+    );
     let (id, kind_owned, message_owned) = (feed.id, kind.to_string(), message.clone());
     with_store(&ctx.store, move |s| {
         s.record_failure(id, &kind_owned, &message_owned, now, next)
@@ -396,19 +507,39 @@ async fn failed(
     })
 }
 
-/// Polls `feeds` with at most `concurrency` fetches at once; one report per feed, in the order
-/// given. One feed's failure never stops the others.
+/// The politeness key of a feed URL: its host name, without port (one server, one limit).
+fn host_key(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default()
+}
+
+/// Polls `feeds` with at most `concurrency` fetches at once, and at most the policy's
+/// `per_host` to any one host; one report per feed, in the order given. One feed's failure
+/// never stops the others.
 pub async fn poll_feeds(
     ctx: &PollContext,
     feeds: Vec<(FeedRow, Duration)>,
     concurrency: usize,
 ) -> anyhow::Result<Vec<FeedReport>> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut hosts: std::collections::HashMap<String, Arc<Semaphore>> =
+        std::collections::HashMap::new();
+    let per_host = ctx.policy.per_host.max(1);
     let mut tasks = JoinSet::new();
     for (index, (feed, interval)) in feeds.into_iter().enumerate() {
         let ctx = ctx.clone();
         let permits = Arc::clone(&permits);
+        let host = Arc::clone(
+            hosts
+                .entry(host_key(&feed.url))
+                .or_insert_with(|| Arc::new(Semaphore::new(per_host))),
+        );
         tasks.spawn(async move {
+            // Host first: a task waiting for its busy host must not hold a global slot that a
+            // feed on an idle host could use.
+            let _host = host.acquire_owned().await;
             let _permit = permits.acquire_owned().await;
             let report = poll_feed(&ctx, feed, interval).await;
             ctx.completed
@@ -425,14 +556,17 @@ pub async fn poll_feeds(
     Ok(reports.into_iter().map(|(_, report)| report).collect())
 }
 
-/// Pairs each stored active feed with its configured interval.
+/// Pairs each stored active feed with the interval of its config entry (matched by the URL the
+/// config lists, which survives a permanent redirect).
 pub fn with_intervals(rows: Vec<FeedRow>, feeds: &[FeedConfig]) -> Vec<(FeedRow, Duration)> {
+    let by_url: std::collections::HashMap<&str, Duration> =
+        feeds.iter().map(|f| (f.url.as_str(), f.interval)).collect();
     rows.into_iter()
         .map(|row| {
-            let interval = feeds
-                .iter()
-                .find(|f| f.url == row.url)
-                .map_or(Duration::from_secs(1800), |f| f.interval);
+            let interval = by_url
+                .get(row.config_url.as_str())
+                .copied()
+                .unwrap_or(Duration::from_secs(1800));
             (row, interval)
         })
         .collect()
@@ -680,6 +814,8 @@ mod tests {
                 items: &items,
                 now,
                 next_poll_at: now,
+                background_before: None,
+                interval: None,
             })
             .unwrap();
         assert!(

@@ -172,7 +172,7 @@ impl Digest {
                 summary: one_line(&m.summary),
                 verdict: m.verdict,
                 score: m.score,
-                why: m.why.clone(),
+                why: reader_why(&m.why),
                 also_reported_by: also,
             };
             let key = baseline.map(|b| b.id.as_str());
@@ -321,6 +321,23 @@ fn baseline<'a>(ctx: &RenderContext<'a>, id: &str) -> Option<&'a BaselineArticle
 
 fn shown_time(m: &MatchRow) -> Timestamp {
     m.published_at.unwrap_or(m.first_seen_at)
+}
+
+/// The matcher's reasons a digest reader needs: the `terms:`, `facets:` and `new:` lines. The
+/// rest (score arithmetic, nearest baseline — already the section heading —, timing) stays
+/// in `items show` and on the review page. Reasons in another shape are kept whole.
+fn reader_why(why: &[String]) -> Vec<String> {
+    const FOR_READERS: [&str; 3] = ["terms:", "facets:", "new:"];
+    let picked: Vec<String> = why
+        .iter()
+        .filter(|line| FOR_READERS.iter().any(|label| line.starts_with(label)))
+        .cloned()
+        .collect();
+    if picked.is_empty() {
+        why.to_vec()
+    } else {
+        picked
+    }
 }
 
 /// The link if it is http(s); anything else (javascript:, data:, relative) is dropped.
@@ -538,6 +555,26 @@ pub(crate) mod tests {
             digest.subject(),
             "storywatch: no new developments — Fentanyl"
         );
+    }
+
+    #[test]
+    fn readers_get_terms_facets_and_novelty_only() {
+        let why: Vec<String> = [
+            "terms: fentanyl",
+            "facets: drug ✓",
+            "score 0.9 (threshold 0.5)",
+            "new: tariff",
+            "nearest: AFP",
+            "time: 400 days after",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            reader_why(&why),
+            ["terms: fentanyl", "facets: drug ✓", "new: tariff"]
+        );
+        let other = vec!["added by a reviewer".to_string()];
+        assert_eq!(reader_why(&other), other);
     }
 
     #[test]

@@ -213,23 +213,9 @@ pub fn escape(text: &str) -> String {
     for c in text.chars() {
         if matches!(
             c,
-            '\\' | '`'
-                | '*'
-                | '_'
-                | '{'
-                | '}'
-                | '['
-                | ']'
-                | '('
-                | ')'
-                | '#'
-                | '+'
-                | '!'
-                | '|'
-                | '<'
-                | '>'
-                | '~'
-                | '&'
+            // Parentheses and `!` need no escape: without an unescaped `[` or `]` they can
+            // form no link or image, and escaping them only clutters the plain-text reading.
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '+' | '|' | '<' | '>' | '~' | '&'
         ) {
             out.push('\\');
         }
@@ -310,7 +296,9 @@ mod tests {
             .match_indices('<')
             .any(|(i, _)| i == 0 || &md[i - 1..i] != "\\" && !md[i..].starts_with("<https://"));
         assert!(!unescaped_angle, "{md}");
-        assert!(!md.contains("](javascript"), "{md}");
+        // The brackets are escaped, so `(javascript:x)` after them is plain text, not a link.
+        assert!(md.contains("\\[click\\](javascript:x)"), "{md}");
+        assert!(!md.contains("[click]("), "{md}");
         assert!(md.contains("\\<script\\>"), "{md}");
     }
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, LOCATION, RETRY_AFTER,
+    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, DATE, ETAG, EXPIRES, HeaderMap,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RETRY_AFTER,
 };
 use url::{Host, Url};
 
@@ -46,11 +46,47 @@ pub struct Validators {
     pub last_modified: Option<String>,
 }
 
+/// What the server said about how soon it is worth asking again: `Cache-Control: max-age`,
+/// `Expires` (read against the server's own `Date`, so a skewed clock does not matter) and
+/// `Retry-After`. The scheduler treats each as a minimum wait before the next poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheHints {
+    /// `Cache-Control: max-age` (or `s-maxage`, whichever is larger).
+    pub max_age: Option<Duration>,
+    /// How far in the future `Expires` lies, measured from the response's `Date`.
+    pub expires_in: Option<Duration>,
+    /// `Retry-After`, seconds or HTTP date.
+    pub retry_after: Option<Duration>,
+}
+
+impl CacheHints {
+    /// Reads the hints from response headers. Unparseable values are ignored: a hint is only a
+    /// hint, never a reason to fail a poll.
+    pub fn from_headers(headers: &HeaderMap) -> CacheHints {
+        CacheHints {
+            max_age: parse_max_age(headers),
+            expires_in: parse_expires(headers),
+            retry_after: parse_retry_after(headers),
+        }
+    }
+
+    /// The longest of the hints: the earliest the server wants to be asked again.
+    pub fn min_wait(&self) -> Option<Duration> {
+        [self.max_age, self.expires_in, self.retry_after]
+            .into_iter()
+            .flatten()
+            .max()
+    }
+}
+
 /// A successful exchange.
 #[derive(Debug)]
 pub enum FetchOutcome {
     /// 304: nothing changed since the validators were issued.
-    NotModified,
+    NotModified {
+        /// The server's caching hints on the 304.
+        cache: CacheHints,
+    },
     /// 200 with a body.
     Fetched {
         /// The body, decompressed, at most `max_body_bytes` long. Bytes, not text: the parser
@@ -64,6 +100,8 @@ pub enum FetchOutcome {
         final_url: String,
         /// Set when the feed answered with a permanent redirect (301/308): its new URL.
         moved_permanently_to: Option<String>,
+        /// The server's caching hints.
+        cache: CacheHints,
     },
 }
 
@@ -351,7 +389,9 @@ impl Fetcher {
     ) -> Result<FetchOutcome, FetchError> {
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
-            return Ok(FetchOutcome::NotModified);
+            return Ok(FetchOutcome::NotModified {
+                cache: CacheHints::from_headers(response.headers()),
+            });
         }
         if !status.is_success() {
             return Err(FetchError::HttpStatus {
@@ -378,6 +418,7 @@ impl Fetcher {
                 .filter(|v| !v.is_empty())
         };
         let content_type = header(CONTENT_TYPE);
+        let cache = CacheHints::from_headers(headers);
         let validators = Validators {
             etag: header(ETAG),
             last_modified: header(LAST_MODIFIED),
@@ -401,6 +442,7 @@ impl Fetcher {
             validators,
             final_url: url.to_string(),
             moved_permanently_to,
+            cache,
         })
     }
 
@@ -495,9 +537,49 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let when = parse_http_date(value)?;
     let wait = when.duration_since(jiff::Timestamp::now());
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate, which is RFC 2822 with `GMT`).
+fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::parse(value.trim())
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// `Cache-Control: max-age=N` (the larger of `max-age` and `s-maxage`). `no-cache`/`no-store`
+/// say nothing about polling frequency and are ignored.
+fn parse_max_age(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|directive| {
+            let (name, value) = directive.trim().split_once('=')?;
+            let name = name.trim();
+            if !(name.eq_ignore_ascii_case("max-age") || name.eq_ignore_ascii_case("s-maxage")) {
+                return None;
+            }
+            value.trim().trim_matches('"').parse::<u64>().ok()
+        })
+        .max()
+        .map(Duration::from_secs)
+}
+
+/// How far `Expires` lies after the response's `Date` (or after now, without a `Date`).
+/// `Expires: 0` and other invalid dates mean "already expired" per RFC 9111: no hint.
+fn parse_expires(headers: &HeaderMap) -> Option<Duration> {
+    let expires = parse_http_date(headers.get(EXPIRES)?.to_str().ok()?)?;
+    let date = headers
+        .get(DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_http_date)
+        .unwrap_or_else(jiff::Timestamp::now);
+    let wait = Duration::try_from(expires.duration_since(date)).ok()?;
+    (!wait.is_zero()).then_some(wait)
 }
 
 /// The resolver's refusal, carried through reqwest's error chain to [`Fetcher::map_error`].
@@ -691,6 +773,29 @@ mod tests {
         ] {
             assert_eq!(blocked(ip), None, "{ip} must be allowed");
         }
+    }
+
+    #[test]
+    fn cache_hints_are_read_from_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CACHE_CONTROL,
+            "public, max-age=600, s-maxage=\"900\"".parse().unwrap(),
+        );
+        headers.insert(DATE, "Tue, 12 Mar 2024 10:00:00 GMT".parse().unwrap());
+        headers.insert(EXPIRES, "Tue, 12 Mar 2024 11:00:00 GMT".parse().unwrap());
+        headers.insert(RETRY_AFTER, "120".parse().unwrap());
+        let hints = CacheHints::from_headers(&headers);
+        assert_eq!(hints.max_age, Some(Duration::from_secs(900)));
+        assert_eq!(hints.expires_in, Some(Duration::from_secs(3600)));
+        assert_eq!(hints.retry_after, Some(Duration::from_secs(120)));
+        assert_eq!(hints.min_wait(), Some(Duration::from_secs(3600)));
+
+        let mut junk = HeaderMap::new();
+        junk.insert(CACHE_CONTROL, "no-cache, max-age=soon".parse().unwrap());
+        junk.insert(EXPIRES, "0".parse().unwrap());
+        assert_eq!(CacheHints::from_headers(&junk), CacheHints::default());
+        assert_eq!(CacheHints::default().min_wait(), None);
     }
 
     #[test]

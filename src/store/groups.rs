@@ -165,6 +165,8 @@ mod tests {
                 items: &items,
                 now,
                 next_poll_at: now,
+                background_before: None,
+                interval: None,
             })
             .unwrap();
     }

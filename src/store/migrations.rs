@@ -110,6 +110,22 @@ ALTER TABLE deliveries ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN last_attempt_at INTEGER;
 ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER;
 "#,
+    // 4: fetch scheduling (issue 4).
+    // `config_url` is the URL as the config lists it: the feed's identity, which `sync_feeds`
+    // matches on. `url` stays the URL polled, which a permanent redirect may change.
+    // `config_fingerprint` (interval and title) tells when a config entry changed, which lifts
+    // `disabled_reason`. `interval_secs` is the last adaptive interval. `background` marks items
+    // stored from a first poll's backlog: kept and searchable, never a new match.
+    r#"
+ALTER TABLE feeds ADD COLUMN config_url TEXT;
+UPDATE feeds SET config_url = url;
+CREATE UNIQUE INDEX feeds_config_url ON feeds(config_url);
+ALTER TABLE feeds ADD COLUMN config_fingerprint TEXT;
+ALTER TABLE feeds ADD COLUMN disabled_reason TEXT;
+ALTER TABLE feeds ADD COLUMN disabled_at INTEGER;
+ALTER TABLE feeds ADD COLUMN interval_secs INTEGER;
+ALTER TABLE items ADD COLUMN background INTEGER NOT NULL DEFAULT 0;
+"#,
     // ---- near-duplicate groups (learn7) ------------------------------------------------------
     // Self-contained, so it can be renumbered against other branches' additions. A matched
     // item keeps its near-duplicate signature (analysed headline and summary terms) and the id

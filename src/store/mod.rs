@@ -123,8 +123,14 @@ fn from_secs(secs: Option<i64>) -> Option<Timestamp> {
 pub struct FeedRow {
     /// Row id.
     pub id: i64,
-    /// Current URL.
+    /// Current URL: where the feed is polled; a permanent redirect changes it.
     pub url: String,
+    /// The URL as the config's `[[feeds]]` entry lists it; the feed's identity.
+    pub config_url: String,
+    /// No successful poll yet: the next one is the first (its backlog is background).
+    pub first_poll: bool,
+    /// The interval the schedule last settled on (adaptive), if any.
+    pub interval: Option<std::time::Duration>,
     /// The feed's own title, once seen.
     pub title: Option<String>,
     /// Cache validators from the last 200.
@@ -138,8 +144,14 @@ pub struct FeedRow {
 /// A feed's health as `feeds list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedStatus {
-    /// URL.
+    /// URL polled (differs from `config_url` after a permanent redirect).
     pub url: String,
+    /// URL as the config lists it.
+    pub config_url: String,
+    /// Why the feed is no longer polled (e.g. 410 Gone), until re-enabled.
+    pub disabled_reason: Option<String>,
+    /// The interval the schedule settled on, in seconds.
+    pub interval_secs: Option<u64>,
     /// The feed's own title, once seen.
     pub title: Option<String>,
     /// Last successful fetch (200 or 304).
@@ -165,6 +177,8 @@ pub struct PollCounts {
     pub new_items: usize,
     /// Of those, how many matched the story.
     pub new_matches: usize,
+    /// Of the new items, how many were stored as backlog (background, never matched).
+    pub background: usize,
 }
 
 /// A successful poll, as [`Store::record_fetched`] stores it.
@@ -184,6 +198,10 @@ pub struct FetchedPoll<'a> {
     pub now: Timestamp,
     /// When the feed is next due.
     pub next_poll_at: Timestamp,
+    /// New items published before this are backlog: stored as background, not matched.
+    pub background_before: Option<Timestamp>,
+    /// The interval the schedule settled on, remembered for polls that end in a 304.
+    pub interval: Option<std::time::Duration>,
 }
 
 /// A stored match with its item, as lists and digests show it.
@@ -364,29 +382,85 @@ impl Store {
         &self.path
     }
 
-    /// Makes the feed table follow the config: adds new feeds (due now), reactivates listed ones
-    /// and deactivates feeds no longer listed (their items stay).
+    /// Makes the feed table follow the config, which is the source of truth: adds new feeds (due
+    /// now), reactivates listed ones and deactivates feeds no longer listed (their items stay).
+    ///
+    /// A feed is identified by its config URL, so a feed that moved (301/308) keeps its row,
+    /// items and state while the config still lists the old URL. When the config instead lists
+    /// the URL a no-longer-listed feed moved to (the user followed the move), that row is adopted
+    /// rather than starting over. A disabled feed is re-enabled when its config entry changes
+    /// (interval or title) or when it comes back after being removed.
     pub fn sync_feeds(&mut self, feeds: &[FeedConfig]) -> Result<()> {
+        let listed: std::collections::HashSet<&str> =
+            feeds.iter().map(|f| f.url.as_str()).collect();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("UPDATE feeds SET active = 0", [])?;
-        for feed in feeds {
-            tx.execute(
-                "INSERT INTO feeds (url, active) VALUES (?1, 1)
-                 ON CONFLICT(url) DO UPDATE SET active = 1",
-                params![feed.url],
+        {
+            let mut known = tx.prepare_cached("SELECT 1 FROM feeds WHERE config_url = ?1")?;
+            let mut holder =
+                tx.prepare_cached("SELECT id, config_url FROM feeds WHERE url = ?1")?;
+            let mut adopt = tx.prepare_cached("UPDATE feeds SET config_url = ?2 WHERE id = ?1")?;
+            let mut release =
+                tx.prepare_cached("UPDATE OR IGNORE feeds SET url = config_url WHERE id = ?1")?;
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO feeds (url, config_url, config_fingerprint, active)
+                 VALUES (?1, ?1, ?2, 1)
+                 ON CONFLICT(config_url) DO UPDATE SET
+                    disabled_reason = CASE WHEN feeds.active = 0
+                        OR feeds.config_fingerprint IS NOT excluded.config_fingerprint
+                        THEN NULL ELSE feeds.disabled_reason END,
+                    next_poll_at = CASE WHEN feeds.disabled_reason IS NOT NULL AND (feeds.active = 0
+                        OR feeds.config_fingerprint IS NOT excluded.config_fingerprint)
+                        THEN 0 ELSE feeds.next_poll_at END,
+                    config_fingerprint = excluded.config_fingerprint,
+                    active = 1",
             )?;
+            for feed in feeds {
+                let fingerprint = format!(
+                    "{}|{}",
+                    feed.interval.as_secs(),
+                    feed.title.as_deref().unwrap_or("")
+                );
+                if known
+                    .query_row(params![feed.url], |_| Ok(()))
+                    .optional()?
+                    .is_none()
+                    && let Some((id, their_config)) = holder
+                        .query_row(params![feed.url], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+                        })
+                        .optional()?
+                {
+                    // Another row is already polling this URL because it moved here.
+                    if their_config.as_deref().is_some_and(|c| listed.contains(c)) {
+                        release.execute(params![id])?;
+                    } else {
+                        adopt.execute(params![id, feed.url])?;
+                    }
+                }
+                upsert.execute(params![feed.url, fingerprint])?;
+            }
+        }
+        let rows: Vec<(i64, Option<String>)> = tx
+            .prepare("SELECT id, config_url FROM feeds WHERE active = 1")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, config_url) in rows {
+            if !config_url.as_deref().is_some_and(|c| listed.contains(c)) {
+                tx.execute("UPDATE feeds SET active = 0 WHERE id = ?1", params![id])?;
+            }
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// The active feeds, in URL order.
+    /// The feeds the scheduler polls: listed in the config and not disabled, in URL order.
     pub fn active_feeds(&self) -> Result<Vec<FeedRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, url, title, etag, last_modified, consecutive_failures, next_poll_at
-             FROM feeds WHERE active = 1 ORDER BY url",
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, url, title, etag, last_modified, consecutive_failures, next_poll_at,
+                    COALESCE(config_url, url), last_success_at IS NULL, interval_secs
+             FROM feeds WHERE active = 1 AND disabled_reason IS NULL ORDER BY url",
         )?;
         let rows = stmt.query_map([], |row| {
             Ok(FeedRow {
@@ -399,9 +473,37 @@ impl Store {
                 },
                 consecutive_failures: row.get(5)?,
                 next_poll_at: from_secs(row.get(6)?).unwrap_or(Timestamp::UNIX_EPOCH),
+                config_url: row.get(7)?,
+                first_poll: row.get(8)?,
+                interval: row
+                    .get::<_, Option<i64>>(9)?
+                    .and_then(|s| u64::try_from(s).ok())
+                    .map(std::time::Duration::from_secs),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Stops polling a feed (410 Gone) and records why; `feeds list` shows the reason until
+    /// [`Store::enable_feed`] or a changed config entry lifts it.
+    pub fn disable_feed(&mut self, feed_id: i64, reason: &str, now: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE feeds SET disabled_reason = ?2, disabled_at = ?3 WHERE id = ?1",
+            params![feed_id, reason, to_secs(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Re-enables the feed whose config or current URL is `url`, due at once with its failure
+    /// count cleared. False when no listed feed has that URL.
+    pub fn enable_feed(&mut self, url: &str) -> Result<bool> {
+        let changed = self.conn.execute(
+            "UPDATE feeds SET disabled_reason = NULL, disabled_at = NULL, next_poll_at = 0,
+                    consecutive_failures = 0
+             WHERE active = 1 AND (config_url = ?1 OR url = ?1)",
+            params![url],
+        )?;
+        Ok(changed > 0)
     }
 
     /// Health of every active feed.
@@ -409,8 +511,9 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT url, title, last_success_at, last_attempt_at, last_error, last_error_kind,
                     consecutive_failures, next_poll_at,
-                    (SELECT COUNT(*) FROM items WHERE items.feed_id = feeds.id)
-             FROM feeds WHERE active = 1 ORDER BY url",
+                    (SELECT COUNT(*) FROM items WHERE items.feed_id = feeds.id),
+                    COALESCE(config_url, url), disabled_reason, interval_secs
+             FROM feeds WHERE active = 1 ORDER BY COALESCE(config_url, url)",
         )?;
         let rows = stmt.query_map([], |row| {
             Ok(FeedStatus {
@@ -423,6 +526,11 @@ impl Store {
                 consecutive_failures: row.get(6)?,
                 next_poll_at: from_secs(row.get(7)?),
                 items: row.get::<_, i64>(8)? as u64,
+                config_url: row.get(9)?,
+                disabled_reason: row.get(10)?,
+                interval_secs: row
+                    .get::<_, Option<i64>>(11)?
+                    .and_then(|s| u64::try_from(s).ok()),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -440,6 +548,8 @@ impl Store {
             items,
             now,
             next_poll_at,
+            background_before,
+            interval,
         } = *poll;
         let tx = self
             .conn
@@ -448,8 +558,8 @@ impl Store {
         {
             let mut insert_item = tx.prepare_cached(
                 "INSERT INTO items (feed_id, dedup_key, title, summary, content, link, source,
-                                    published_at, first_seen_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                    published_at, first_seen_at, background)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT(feed_id, dedup_key) DO NOTHING",
             )?;
             let mut insert_match = tx.prepare_cached(
@@ -457,6 +567,11 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (item, verdict) in items {
+                // Backlog needs a date to be judged old; an undated item counts as new.
+                let background = matches!(
+                    (item.published, background_before),
+                    (Some(published), Some(before)) if published < before
+                );
                 let inserted = insert_item.execute(params![
                     feed_id,
                     item.dedup_key,
@@ -467,11 +582,16 @@ impl Store {
                     item.source,
                     item.published.map(to_secs),
                     to_secs(now),
+                    background,
                 ])?;
                 if inserted == 0 {
                     continue;
                 }
                 counts.new_items += 1;
+                if background {
+                    counts.background += 1;
+                    continue;
+                }
                 if verdict.verdict == VerdictKind::OffTopic {
                     continue;
                 }
@@ -494,7 +614,8 @@ impl Store {
         tx.execute(
             "UPDATE feeds SET title = COALESCE(?2, title), etag = ?3, last_modified = ?4,
                     last_attempt_at = ?5, last_success_at = ?5, last_error = NULL,
-                    last_error_kind = NULL, consecutive_failures = 0, next_poll_at = ?6
+                    last_error_kind = NULL, consecutive_failures = 0, next_poll_at = ?6,
+                    interval_secs = COALESCE(?7, interval_secs)
              WHERE id = ?1",
             params![
                 feed_id,
@@ -502,7 +623,8 @@ impl Store {
                 validators.etag,
                 validators.last_modified,
                 to_secs(now),
-                to_secs(next_poll_at)
+                to_secs(next_poll_at),
+                interval.map(|i| i64::try_from(i.as_secs()).unwrap_or(i64::MAX)),
             ],
         )?;
         tx.commit()?;
@@ -1130,6 +1252,8 @@ mod tests {
             items,
             now,
             next_poll_at: now,
+            background_before: None,
+            interval: None,
         }
     }
 
@@ -1154,7 +1278,8 @@ mod tests {
             counts,
             PollCounts {
                 new_items: 2,
-                new_matches: 1
+                new_matches: 1,
+                background: 0,
             }
         );
         let again = store.record_fetched(&poll(feed_id, &batch, now)).unwrap();
@@ -1298,6 +1423,80 @@ mod tests {
         assert_eq!(status.last_error_kind.as_deref(), Some("timeout"));
         store.sync_feeds(&[feed("https://b.example/f")]).unwrap();
         assert_eq!(store.active_feeds().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn backlog_items_are_stored_without_matches() {
+        let (_dir, mut store) = open();
+        store.sync_feeds(&[feed("https://a.example/f")]).unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        assert!(store.active_feeds().unwrap()[0].first_poll);
+        let now = Timestamp::now();
+        let mut fresh = item("new", "fentanyl talks resume");
+        fresh.published = Some(now);
+        let batch = vec![
+            (
+                item("old", "fentanyl talks"),
+                verdict(VerdictKind::FollowUp),
+            ),
+            (fresh, verdict(VerdictKind::FollowUp)),
+        ];
+        let mut first = poll(feed_id, &batch, now);
+        first.background_before = Some(now - jiff::SignedDuration::from_hours(24 * 7));
+        let counts = store.record_fetched(&first).unwrap();
+        assert_eq!(
+            (counts.new_items, counts.new_matches, counts.background),
+            (2, 1, 1)
+        );
+        assert!(!store.active_feeds().unwrap()[0].first_poll);
+        let matches = store.list_matches(&MatchFilter::default()).unwrap();
+        assert_eq!(matches.len(), 1);
+        assert_eq!(matches[0].title, "fentanyl talks resume");
+    }
+
+    #[test]
+    fn moved_feeds_keep_their_config_identity_and_gone_feeds_stay_off() {
+        let (_dir, mut store) = open();
+        let old = feed("https://a.example/old");
+        store.sync_feeds(std::slice::from_ref(&old)).unwrap();
+        let id = store.active_feeds().unwrap()[0].id;
+        store.record_moved(id, "https://a.example/new").unwrap();
+        // The config still lists the old URL: same row, polled at the new URL.
+        store.sync_feeds(std::slice::from_ref(&old)).unwrap();
+        let rows = store.active_feeds().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].id, rows[0].url.as_str()),
+            (id, "https://a.example/new")
+        );
+        assert_eq!(rows[0].config_url, "https://a.example/old");
+
+        // Disabled: not scheduled, still listed with its reason, across syncs.
+        store
+            .disable_feed(id, "410 Gone", Timestamp::now())
+            .unwrap();
+        store.sync_feeds(std::slice::from_ref(&old)).unwrap();
+        assert!(store.active_feeds().unwrap().is_empty());
+        let status = &store.feed_statuses().unwrap()[0];
+        assert_eq!(status.disabled_reason.as_deref(), Some("410 Gone"));
+        // A changed config entry re-enables it.
+        let mut changed = old.clone();
+        changed.interval = Duration::from_secs(3600);
+        store.sync_feeds(std::slice::from_ref(&changed)).unwrap();
+        assert_eq!(store.active_feeds().unwrap().len(), 1);
+        store
+            .disable_feed(id, "410 Gone", Timestamp::now())
+            .unwrap();
+        assert!(store.enable_feed("https://a.example/new").unwrap());
+        assert_eq!(store.active_feeds().unwrap().len(), 1);
+        assert!(!store.enable_feed("https://elsewhere.example/").unwrap());
+
+        // The user follows the move in the config: the row is adopted, items kept.
+        store.sync_feeds(&[feed("https://a.example/new")]).unwrap();
+        let rows = store.active_feeds().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, id);
+        assert_eq!(rows[0].config_url, "https://a.example/new");
     }
 
     #[test]

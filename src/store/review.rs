@@ -442,6 +442,8 @@ mod tests {
                 items,
                 now,
                 next_poll_at: now,
+                background_before: None,
+                interval: None,
             })
             .unwrap();
         (dir, store)

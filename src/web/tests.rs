@@ -100,6 +100,8 @@ fn fixture(token: Option<&str>, readiness: Readiness) -> Fixture {
             },
             items: &items,
             now,
+            background_before: None,
+            interval: None,
             next_poll_at: now + jiff::SignedDuration::from_hours(1),
         })
         .unwrap();

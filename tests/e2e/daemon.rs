@@ -152,3 +152,41 @@ fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
             .is_some_and(|s| s.success())
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let server = rss_server();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &[server.url("/wire.rss")], "");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_storywatch"))
+        .args([
+            "--config",
+            "storywatch.toml",
+            "--log-format",
+            "json",
+            "poll",
+            "--once",
+        ])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "storywatch=info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let polled = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "polled")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(polled["level"], "INFO");
+    assert_eq!(polled["fields"]["new"], 4);
+    assert!(
+        polled["span"]["feed"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("/wire.rss")),
+        "{polled}"
+    );
+}

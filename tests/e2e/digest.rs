@@ -16,7 +16,8 @@ use storywatch::story::{Verdict, VerdictKind};
 
 use crate::smtp_server::{SmtpMode, SmtpServer};
 use crate::support::{
-    Behaviour, Daemon, Response, TestServer, eventually, fixture, storywatch, success, write_config,
+    Behaviour, Daemon, Response, TestServer, digest_files, eventually, fixture, storywatch,
+    success, write_config,
 };
 
 const BASELINE: &str = "002_8c022bc2c889c5a5";
@@ -65,6 +66,8 @@ fn seed(dir: &Path, items: &[(&str, &str, VerdictKind, &str)]) {
             items: &batch,
             now,
             next_poll_at: now,
+            background_before: None,
+            interval: None,
         })
         .unwrap();
 }
@@ -107,23 +110,6 @@ fn set_digest(dir: &Path, lines: &str) {
         &format!("[digest]\n{lines}\n"),
     );
     std::fs::write(path, text).unwrap();
-}
-
-fn digest_files(dir: &Path) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("digests"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "md"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect()
 }
 
 /// The decoded text of each MIME part of a received message, keyed by content type.

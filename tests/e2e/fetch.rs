@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use storywatch::feeds::{FetchError, FetchOutcome, FetchSettings, Fetcher, Validators, parse_feed};
+use storywatch::feeds::{
+    CacheHints, FetchError, FetchOutcome, FetchSettings, Fetcher, Validators, parse_feed,
+};
 
 use crate::support::{Behaviour, Response, TestServer};
 
@@ -53,10 +55,12 @@ async fn ok_returns_body_validators_and_sends_user_agent() {
         validators,
         final_url,
         moved_permanently_to,
+        cache,
     } = outcome
     else {
         panic!("expected a body");
     };
+    assert_eq!(cache, CacheHints::default());
     assert_eq!(body, feed_body());
     assert_eq!(content_type.as_deref(), Some(RSS));
     assert_eq!(validators.etag.as_deref(), Some("\"v1\""));
@@ -91,7 +95,10 @@ async fn conditional_get_gives_not_modified() {
         .fetch(&server.url("/feed"), &validators)
         .await
         .unwrap();
-    assert!(matches!(outcome, FetchOutcome::NotModified), "{outcome:?}");
+    assert!(
+        matches!(outcome, FetchOutcome::NotModified { .. }),
+        "{outcome:?}"
+    );
     let seen = &server.requests_for("/feed")[0];
     assert_eq!(seen.header("if-none-match"), Some("\"v1\""));
     assert_eq!(

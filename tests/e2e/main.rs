@@ -4,8 +4,10 @@
 mod daemon;
 mod digest;
 mod fetch;
+mod manage;
 mod matcher;
 mod pipeline;
+mod politeness;
 mod smtp_server;
 mod stories;
 mod support;

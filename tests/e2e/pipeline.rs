@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use crate::support::{Response, TestServer, fixture, storywatch, success, write_config};
+use crate::support::{
+    Response, TestServer, digest_files, fixture, storywatch, success, write_config,
+};
 use storywatch::store::{MatchFilter, Store};
 
 /// A server with the three fixture feeds (RSS 2.0, Atom, JSON Feed).
@@ -34,23 +36,6 @@ fn run(dir: &Path, args: &[&str]) -> String {
     let mut full = vec!["--config", "storywatch.toml"];
     full.extend_from_slice(args);
     success(&storywatch(dir, &full, None))
-}
-
-fn digest_files(dir: &Path) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("digests"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "md"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect()
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub enum Behaviour {
     /// Answer normally but send the body with `Transfer-Encoding: chunked` (no `Content-Length`),
     /// in chunks of at most this many bytes.
     Chunked { chunk: usize },
+    /// Answer normally after waiting this long (so concurrent requests overlap).
+    Delay { by: Duration },
 }
 
 /// A scripted answer.
@@ -106,6 +108,9 @@ impl SeenRequest {
 struct State {
     routes: HashMap<String, Response>,
     seen: Vec<SeenRequest>,
+    /// Requests being answered right now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The server; it runs until the test process ends.
@@ -148,6 +153,11 @@ impl TestServer {
     /// Every request served so far, oldest first.
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The most requests this server was answering at the same moment.
+    pub fn max_concurrent(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
     }
 
     /// The requests for one path.
@@ -209,13 +219,20 @@ fn serve_connection(mut stream: TcpStream, state: &Mutex<State>) {
         {
             response = Response::status(304);
         }
-        state.lock().unwrap().seen.push(SeenRequest {
-            path,
-            headers,
-            status: response.status,
-            body,
-        });
-        if !write_response(&mut stream, &response) {
+        {
+            let mut state = state.lock().unwrap();
+            state.seen.push(SeenRequest {
+                path,
+                headers,
+                status: response.status,
+                body,
+            });
+            state.in_flight += 1;
+            state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        }
+        let reusable = write_response(&mut stream, &response);
+        state.lock().unwrap().in_flight -= 1;
+        if !reusable {
             return;
         }
     }
@@ -267,6 +284,16 @@ fn write_response(stream: &mut TcpStream, response: &Response) -> bool {
                 }
             }
             stream.write_all(b"0\r\n\r\n").is_ok() && stream.flush().is_ok()
+        }
+        Behaviour::Delay { by } => {
+            thread::sleep(*by);
+            write_response(
+                stream,
+                &Response {
+                    behaviour: Behaviour::Normal,
+                    ..response.clone()
+                },
+            )
         }
         Behaviour::Normal => {
             let mut head = format!("HTTP/1.1 {} X\r\n", response.status);
@@ -328,11 +355,13 @@ pub fn storywatch(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 
 /// Writes a config for tests into `dir`: the given feed URLs, the bundled seeds, private
 /// networks allowed (the server is on 127.0.0.1), a file channel to `dir/digests`, and `extra`
-/// TOML appended verbatim.
+/// TOML appended verbatim. The fixtures' items are dated years ago, so the first-poll backlog
+/// rule is off here (`backlog_max_age = "off"`): every item is new, as tests expect; the
+/// backlog tests set it themselves.
 pub fn write_config(dir: &Path, feeds: &[String], extra: &str) -> PathBuf {
     let mut text = format!(
         "[storage]\ndatabase = \"storywatch.db\"\n\n[story]\nname = \"US–China fentanyl cooperation\"\nseeds = {:?}\n\n\
-         [fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nallow_private_networks = true\n\n\
+         [fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nallow_private_networks = true\nbacklog_max_age = \"off\"\n\n\
          [digest]\nat = \"07:00\"\ntimezone = \"Europe/London\"\n\n[[notify]]\nkind = \"file\"\npath = \"digests\"\n\n",
         seeds_dir().display().to_string()
     );
@@ -431,4 +460,22 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// The Markdown digests the `file` channel wrote to `dir/digests`, in file-name order.
+pub fn digest_files(dir: &Path) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("digests"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "md"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
 }

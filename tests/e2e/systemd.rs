@@ -110,3 +110,37 @@ fn service_install_writes_a_unit_that_verifies_and_a_config_that_checks() {
     let text = crate::support::success(&check);
     assert!(text.contains("5 baseline articles"), "{text}");
 }
+
+#[test]
+fn secret_files_are_found_in_the_systemd_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(credentials.join("hook.key"), "s3cret\n").unwrap();
+    crate::support::write_config(
+        dir.path(),
+        &[],
+        "[[notify]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret_file = \"hook.key\"\n",
+    );
+    let check = |credentials_dir: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_storywatch"));
+        command
+            .args(["--config", "storywatch.toml", "check"])
+            .current_dir(dir.path());
+        match credentials_dir {
+            Some(path) => command.env("CREDENTIALS_DIRECTORY", path),
+            None => command.env_remove("CREDENTIALS_DIRECTORY"),
+        };
+        command.output().unwrap()
+    };
+    // Without LoadCredential= the relative name resolves beside the config, where there is none.
+    let without = check(None);
+    assert!(!without.status.success());
+    assert!(String::from_utf8_lossy(&without.stdout).contains("cannot read secret file hook.key"));
+    let with = check(Some(&credentials));
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+}

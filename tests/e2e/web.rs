@@ -95,6 +95,8 @@ fn setup(dir: &Path) -> Vec<i64> {
             items: &items,
             now,
             next_poll_at: now,
+            background_before: None,
+            interval: None,
         })
         .unwrap();
     store

@@ -1,0 +1,474 @@
+//! Scheduling politeness with the real binary against a local server that rate-limits, goes
+//! away, sends cache hints and counts concurrent requests: 410 disables, Retry-After /
+//! Cache-Control / Expires / `<ttl>` delay the next poll, the interval adapts to the publishing
+//! rate, per-host and global limits hold, and the first poll's backlog stays out of the digest.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use storywatch::store::{FeedStatus, MatchFilter, Store};
+
+use crate::support::{Behaviour, Response, TestServer, fixture, storywatch, success, write_config};
+
+const RSS: &str = "application/rss+xml";
+
+/// A config with `urls`, its `[fetch]` section extended by `fetch` (replacing the test default
+/// `backlog_max_age = "off"` when `fetch` sets its own).
+fn config(dir: &Path, urls: &[String], fetch: &str) {
+    let path = write_config(dir, urls, "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fetch = if fetch.contains("backlog_max_age") {
+        fetch.to_string()
+    } else {
+        format!("backlog_max_age = \"off\"\n{fetch}")
+    };
+    let mut text = text.replacen("backlog_max_age = \"off\"\n", &fetch, 1);
+    if fetch.starts_with("timeout") || fetch.contains("\ntimeout") {
+        text = text.replacen("timeout = \"5s\"\n", "", 1);
+    }
+    std::fs::write(&path, text).unwrap();
+}
+
+fn run(dir: &Path, args: &[&str]) -> String {
+    let mut full = vec!["--config", "storywatch.toml"];
+    full.extend_from_slice(args);
+    success(&storywatch(dir, &full, None))
+}
+
+fn statuses(dir: &Path) -> Vec<FeedStatus> {
+    Store::open(&dir.join("storywatch.db"))
+        .unwrap()
+        .feed_statuses()
+        .unwrap()
+}
+
+fn status(dir: &Path, url: &str) -> FeedStatus {
+    statuses(dir)
+        .into_iter()
+        .find(|s| s.config_url == url)
+        .unwrap_or_else(|| panic!("{url} not listed"))
+}
+
+/// Seconds from `since` until the feed is next due.
+fn wait_secs(dir: &Path, url: &str, since: Timestamp) -> i64 {
+    status(dir, url).next_poll_at.unwrap().as_second() - since.as_second()
+}
+
+/// An RSS body with one item per date (newest first), optionally with `<ttl>` minutes.
+fn rss(dates: &[Timestamp], ttl: Option<u32>) -> String {
+    let mut body = String::from("<rss version=\"2.0\"><channel><title>Gen</title>");
+    if let Some(ttl) = ttl {
+        body.push_str(&format!("<ttl>{ttl}</ttl>"));
+    }
+    for (n, date) in dates.iter().enumerate() {
+        body.push_str(&format!(
+            "<item><title>Weather note {n}</title><guid>g{n}</guid><pubDate>{}</pubDate></item>",
+            date.strftime("%a, %d %b %Y %H:%M:%S +0000")
+        ));
+    }
+    body.push_str("</channel></rss>");
+    body
+}
+
+fn every(count: i64, gap: SignedDuration) -> Vec<Timestamp> {
+    let now = Timestamp::now();
+    (0..count).map(|n| now - gap * n as i32).collect()
+}
+
+#[test]
+fn gone_disables_the_feed_until_enabled_or_its_entry_changes() {
+    let server = TestServer::start();
+    server.route("/gone", Response::status(410));
+    server.route(
+        "/ok",
+        Response::ok(RSS, std::fs::read(fixture("wire.rss")).unwrap()),
+    );
+    let (gone, ok) = (server.url("/gone"), server.url("/ok"));
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), &[gone.clone(), ok.clone()], "");
+
+    let first = run(dir.path(), &["poll", "--once"]);
+    assert!(first.contains("FAILED") && first.contains("410"), "{first}");
+    let list = run(dir.path(), &["feeds", "list"]);
+    assert!(list.contains("DISABLED: 410 Gone"), "{list}");
+    assert!(list.contains(&format!("feeds enable {gone}")), "{list}");
+
+    // Not polled again, the others are.
+    let second = run(dir.path(), &["poll", "--once"]);
+    assert!(second.contains("polled 1 feeds"), "{second}");
+    assert_eq!(server.requests_for("/gone").len(), 1);
+    assert_eq!(server.requests_for("/ok").len(), 2);
+
+    // `feeds enable` brings it back.
+    server.route(
+        "/gone",
+        Response::ok(RSS, rss(&every(2, SignedDuration::from_hours(1)), None)),
+    );
+    let enabled = run(dir.path(), &["feeds", "enable", &gone]);
+    assert!(enabled.contains("enabled"), "{enabled}");
+    run(dir.path(), &["poll", "--once"]);
+    assert_eq!(server.requests_for("/gone").len(), 2);
+    assert!(status(dir.path(), &gone).disabled_reason.is_none());
+
+    // Gone again; a changed config entry (another interval) re-enables it too.
+    server.route("/gone", Response::status(410));
+    run(dir.path(), &["poll", "--once"]);
+    assert!(status(dir.path(), &gone).disabled_reason.is_some());
+    let path = dir.path().join("storywatch.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let entry = format!("url = {gone:?}\ninterval = \"30m\"");
+    assert!(text.contains(&entry));
+    std::fs::write(
+        &path,
+        text.replace(&entry, &format!("url = {gone:?}\ninterval = \"2h\"")),
+    )
+    .unwrap();
+    run(dir.path(), &["poll", "--once"]);
+    assert_eq!(server.requests_for("/gone").len(), 4);
+
+    let missing = storywatch(
+        dir.path(),
+        &[
+            "--config",
+            "storywatch.toml",
+            "feeds",
+            "enable",
+            "https://nowhere.example/",
+        ],
+        None,
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("feeds list"));
+}
+
+#[test]
+fn rate_limits_back_off_and_honour_retry_after() {
+    let server = TestServer::start();
+    let in_3h = (Timestamp::now() + SignedDuration::from_hours(3))
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    server.route("/429", Response::status(429).header("Retry-After", "7200"));
+    server.route("/503", Response::status(503).header("Retry-After", &in_3h));
+    server.route("/503bare", Response::status(503));
+    let urls: Vec<String> = ["/429", "/503", "/503bare"]
+        .iter()
+        .map(|p| server.url(p))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), &urls, "");
+    let before = Timestamp::now();
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(out.contains("asked to retry after 7200s"), "{out}");
+    let limited = wait_secs(dir.path(), &urls[0], before);
+    assert!((7200..7200 + 900 + 5).contains(&limited), "{limited}");
+    let busy = wait_secs(dir.path(), &urls[1], before);
+    assert!((3 * 3600 - 5..3 * 3600 + 900 + 5).contains(&busy), "{busy}");
+    // Without Retry-After: exponential backoff from the 30-minute interval (2×, then 4×).
+    let bare = wait_secs(dir.path(), &urls[2], before);
+    assert!((3600..3600 + 360 + 5).contains(&bare), "{bare}");
+    let before = Timestamp::now();
+    run(dir.path(), &["poll", "--once"]);
+    let bare = wait_secs(dir.path(), &urls[2], before);
+    assert!((7200..7200 + 720 + 5).contains(&bare), "{bare}");
+    assert_eq!(status(dir.path(), &urls[2]).consecutive_failures, 2);
+    let list = run(dir.path(), &["feeds", "list"]);
+    assert!(list.contains("FAILING (http_status, 2 in a row)"), "{list}");
+    assert!(list.contains("last error http_status at"), "{list}");
+}
+
+#[test]
+fn cache_control_expires_and_ttl_are_minimum_waits() {
+    let server = TestServer::start();
+    let body = rss(&every(3, SignedDuration::from_mins(1)), None);
+    server.route(
+        "/maxage",
+        Response::ok(RSS, body.clone()).header("Cache-Control", "public, max-age=14400"),
+    );
+    server.route(
+        "/expires",
+        Response::ok(RSS, body.clone())
+            .header("Date", "Tue, 12 Mar 2024 10:00:00 GMT")
+            .header("Expires", "Tue, 12 Mar 2024 16:00:00 GMT"),
+    );
+    server.route(
+        "/ttl",
+        Response::ok(RSS, rss(&every(3, SignedDuration::from_mins(1)), Some(480))),
+    );
+    // A 304 carries hints too, and costs no parsing: the server sends no body at all.
+    server.route(
+        "/notmodified",
+        Response::status(304).header("Cache-Control", "max-age=18000"),
+    );
+    server.route(
+        "/huge-maxage",
+        Response::ok(RSS, body).header("Cache-Control", "max-age=31536000"),
+    );
+    let urls: Vec<String> = [
+        "/maxage",
+        "/expires",
+        "/ttl",
+        "/notmodified",
+        "/huge-maxage",
+    ]
+    .iter()
+    .map(|p| server.url(p))
+    .collect();
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), &urls, "");
+    let before = Timestamp::now();
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(out.contains("polled 5 feeds: 5 ok"), "{out}");
+    assert!(out.contains("not modified"), "{out}");
+    let expect = |url: &String, secs: i64| {
+        let wait = wait_secs(dir.path(), url, before);
+        let jitter = (secs / 10).min(900);
+        assert!(
+            (secs - 5..=secs + jitter + 5).contains(&wait),
+            "{url}: waits {wait}s, expected {secs}s"
+        );
+    };
+    expect(&urls[0], 4 * 3600);
+    expect(&urls[1], 6 * 3600);
+    expect(&urls[2], 8 * 3600);
+    expect(&urls[3], 5 * 3600);
+    // A year of max-age is capped at [fetch] max_interval (24h by default).
+    expect(&urls[4], 24 * 3600);
+    let nm = status(dir.path(), &urls[3]);
+    assert_eq!((nm.items, nm.consecutive_failures), (0, 0));
+    assert!(nm.last_success_at.is_some());
+}
+
+#[test]
+fn interval_adapts_to_how_often_a_feed_publishes() {
+    let server = TestServer::start();
+    server.route(
+        "/two-hourly",
+        Response::ok(RSS, rss(&every(10, SignedDuration::from_hours(2)), None)),
+    );
+    server.route(
+        "/weekly",
+        Response::ok(
+            RSS,
+            rss(&every(5, SignedDuration::from_hours(24 * 7)), None),
+        ),
+    );
+    server.route(
+        "/busy",
+        Response::ok(RSS, rss(&every(30, SignedDuration::from_mins(1)), None)),
+    );
+    server.route(
+        "/undated",
+        Response::ok(
+            RSS,
+            "<rss version=\"2.0\"><channel><item><title>x</title></item></channel></rss>",
+        ),
+    );
+    let urls: Vec<String> = ["/two-hourly", "/weekly", "/busy", "/undated"]
+        .iter()
+        .map(|p| server.url(p))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), &urls, "max_interval = \"12h\"\n");
+    let before = Timestamp::now();
+    run(dir.path(), &["poll", "--once"]);
+    let interval = |url: &String| status(dir.path(), url).interval_secs;
+    assert_eq!(interval(&urls[0]), Some(2 * 3600));
+    // Clamped to max_interval.
+    assert_eq!(interval(&urls[1]), Some(12 * 3600));
+    // Never below the configured 30 minutes, however busy the feed.
+    assert_eq!(interval(&urls[2]), Some(1800));
+    assert_eq!(interval(&urls[3]), Some(1800));
+    let wait = wait_secs(dir.path(), &urls[0], before);
+    assert!((7200 - 5..7200 + 720 + 5).contains(&wait), "{wait}");
+    let list = run(dir.path(), &["feeds", "list"]);
+    assert!(list.contains("every 2h"), "{list}");
+    assert!(list.contains("every 12h"), "{list}");
+}
+
+#[test]
+fn per_host_and_global_limits_hold() {
+    let server = TestServer::start();
+    let body = rss(&every(2, SignedDuration::from_hours(1)), None);
+    let urls: Vec<String> = (0..6)
+        .map(|n| {
+            let path = format!("/slow{n}");
+            server.route(
+                &path,
+                Response::ok(RSS, body.clone()).behave(Behaviour::Delay {
+                    by: Duration::from_millis(300),
+                }),
+            );
+            server.url(&path)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), &urls, "concurrency = 8\nper_host = 2\n");
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(out.contains("polled 6 feeds: 6 ok"), "{out}");
+    assert_eq!(server.max_concurrent(), 2, "per_host = 2");
+
+    let server = TestServer::start();
+    let urls: Vec<String> = (0..6)
+        .map(|n| {
+            let path = format!("/slow{n}");
+            server.route(
+                &path,
+                Response::ok(RSS, body.clone()).behave(Behaviour::Delay {
+                    by: Duration::from_millis(300),
+                }),
+            );
+            server.url(&path)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), &urls, "concurrency = 3\nper_host = 8\n");
+    run(dir.path(), &["poll", "--once"]);
+    assert_eq!(server.max_concurrent(), 3, "concurrency = 3");
+}
+
+#[test]
+fn good_feeds_survive_a_crowd_of_broken_ones() {
+    let server = TestServer::start();
+    let read = |name| std::fs::read(fixture(name)).unwrap();
+    server.route("/wire.rss", Response::ok(RSS, read("wire.rss")));
+    server.route(
+        "/desk.atom",
+        Response::ok("application/atom+xml", read("desk.atom")),
+    );
+    server.route(
+        "/gov.json",
+        Response::ok("application/feed+json", read("gov.json")),
+    );
+    server.route("/reset", Response::ok(RSS, "x").behave(Behaviour::Reset));
+    server.route("/429", Response::status(429).header("Retry-After", "60"));
+    server.route("/410", Response::status(410));
+    server.route("/500", Response::status(500));
+    server.route(
+        "/html",
+        Response::ok("text/html", "<!doctype html><html><body>hi</body></html>"),
+    );
+    server.route("/empty", Response::ok(RSS, ""));
+    server.route("/loop", Response::status(301).header("Location", "/loop2"));
+    server.route("/loop2", Response::status(301).header("Location", "/loop"));
+    server.route("/hang", Response::ok(RSS, "x").behave(Behaviour::Hang));
+    let paths = [
+        "/reset",
+        "/wire.rss",
+        "/429",
+        "/410",
+        "/desk.atom",
+        "/500",
+        "/html",
+        "/empty",
+        "/loop",
+        "/hang",
+        "/gov.json",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    config(
+        dir.path(),
+        &urls,
+        "timeout = \"2s\"\nconcurrency = 4\nper_host = 4\n",
+    );
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(
+        out.contains("polled 11 feeds: 3 ok, 8 failed; 9 new items"),
+        "{out}"
+    );
+    for good in ["/wire.rss", "/desk.atom", "/gov.json"] {
+        let s = status(dir.path(), &server.url(good));
+        assert!(s.last_error.is_none() && s.items > 0, "{good}: {s:?}");
+    }
+    let kinds: Vec<String> = statuses(dir.path())
+        .into_iter()
+        .filter_map(|s| s.last_error_kind)
+        .collect();
+    for kind in [
+        "network",
+        "http_status",
+        "parse",
+        "redirect_loop",
+        "timeout",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
+    }
+}
+
+#[test]
+fn first_poll_keeps_old_backlog_out_of_the_digest() {
+    let server = TestServer::start();
+    let wire = String::from_utf8(std::fs::read(fixture("wire.rss")).unwrap()).unwrap();
+    let fresh = format!(
+        "<item><title>US charges Chinese chemical companies with shipping fentanyl precursors to cartels</title>\
+         <guid>wire-fresh</guid><pubDate>{}</pubDate>\
+         <description>The Justice Department unsealed indictments against China-based companies accused of selling precursor chemicals for fentanyl.</description></item>",
+        Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    );
+    server.route(
+        "/wire.rss",
+        Response::ok(RSS, wire.replacen("<item>", &format!("{fresh}<item>"), 1)),
+    );
+    let url = server.url("/wire.rss");
+    let dir = tempfile::tempdir().unwrap();
+    config(
+        dir.path(),
+        std::slice::from_ref(&url),
+        "backlog_max_age = \"7d\"\n",
+    );
+
+    let out = run(dir.path(), &["poll", "--once"]);
+    // wire.rss holds four items from 2024 (two on the story) plus the fresh one.
+    assert!(
+        out.contains("5 items, 5 new, 1 new matches (4 older than"),
+        "{out}"
+    );
+    let store = Store::open(&dir.path().join("storywatch.db")).unwrap();
+    let matches = store.list_matches(&MatchFilter::default()).unwrap();
+    assert_eq!(matches.len(), 1, "{matches:?}");
+    assert!(matches[0].title.ends_with("to cartels"));
+    assert_eq!(status(dir.path(), &url).items, 5, "backlog is stored");
+    let dry = run(dir.path(), &["digest", "--dry-run"]);
+    assert!(!dry.contains("China adds fentanyl precursor"), "{dry}");
+
+    // After the first poll, an item is new whatever its date.
+    let late = "<item><title>Trump raises tariff on Chinese goods, citing fentanyl flows</title>\
+                <guid>wire-late</guid><pubDate>Mon, 02 Sep 2024 08:15:00 GMT</pubDate>\
+                <description>The White House tied the tariff to China's record on fentanyl precursors.</description></item>";
+    server.route(
+        "/wire.rss",
+        Response::ok(RSS, wire.replacen("<item>", &format!("{late}<item>"), 1)),
+    );
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(out.contains("1 new, 1 new matches"), "{out}");
+    assert!(!out.contains("older than"), "{out}");
+}
+
+#[test]
+fn a_permanent_move_is_followed_while_the_config_entry_keeps_the_feed() {
+    let server = TestServer::start();
+    server.route("/old", Response::status(301).header("Location", "/new"));
+    server.route(
+        "/new",
+        Response::ok(RSS, std::fs::read(fixture("wire.rss")).unwrap()).with_etag("\"n1\""),
+    );
+    let old = server.url("/old");
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), std::slice::from_ref(&old), "");
+    run(dir.path(), &["poll", "--once"]);
+    let moved = status(dir.path(), &old);
+    assert_eq!(moved.url, server.url("/new"));
+    let list = run(dir.path(), &["feeds", "list"]);
+    assert!(
+        list.contains(&format!("moved permanently to {}", server.url("/new"))),
+        "{list}"
+    );
+    // The next poll goes straight to the new URL, conditionally, under the same feed.
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(out.contains("not modified"), "{out}");
+    assert_eq!(server.requests_for("/old").len(), 1);
+    assert_eq!(server.requests_for("/new").len(), 2);
+    assert_eq!(statuses(dir.path()).len(), 1);
+    assert_eq!(status(dir.path(), &old).items, 4);
+}
