@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use storywatch::config::Config;
-use storywatch::pipeline::{self, FeedOutcome, PollContext, Story};
+use storywatch::pipeline::{self, FeedOutcome, PollContext, Stories};
 use storywatch::store::Store;
 
 const HOSTS: usize = 100;
@@ -398,7 +398,7 @@ fn bench() -> anyhow::Result<()> {
     let rss_start = peak_rss_kib();
 
     let config = Config::load(&path)?;
-    let story = Arc::new(Story::load(&config.story)?);
+    let stories = Arc::new(Stories::load(&config)?);
     let mut store = Store::open(&config.storage.database)?;
     store.sync_feeds(&config.feeds)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -407,7 +407,7 @@ fn bench() -> anyhow::Result<()> {
     let ctx = PollContext::new(
         pipeline::fetcher(&config)?,
         Arc::new(Mutex::new(store)),
-        story,
+        stories,
     )
     .configured(&config.fetch);
 

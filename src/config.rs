@@ -64,8 +64,11 @@ pub struct Config {
     pub origin: ConfigOrigin,
     /// `[storage]`
     pub storage: StorageConfig,
-    /// `[story]`
+    /// The first (often the only) story: `[story]`, or the first of `[[stories]]`.
     pub story: StoryConfig,
+    /// The further stories of `[[stories]]`, in config order (empty with `[story]`); see
+    /// [`Config::stories`] for all of them.
+    pub other_stories: Vec<StoryConfig>,
     /// `[fetch]`
     pub fetch: FetchConfig,
     /// `[[feeds]]`
@@ -104,7 +107,7 @@ pub struct StorageConfig {
     pub database: PathBuf,
 }
 
-/// `[story]`: the story being followed.
+/// `[story]` or one `[[stories]]` entry: a story being followed.
 #[derive(Debug, Clone)]
 pub struct StoryConfig {
     /// Display name.
@@ -364,7 +367,9 @@ pub struct WebhookConfig {
 struct RawConfig {
     #[serde(default)]
     storage: RawStorage,
-    story: RawStory,
+    story: Option<RawStory>,
+    #[serde(default)]
+    stories: Vec<Spanned<RawStory>>,
     #[serde(default)]
     fetch: RawFetch,
     #[serde(default)]
@@ -411,7 +416,7 @@ fn default_database() -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStory {
-    name: String,
+    name: Spanned<String>,
     seeds: Spanned<String>,
     #[serde(flatten)]
     tuning: Tuning,
@@ -727,6 +732,12 @@ impl<'de> Deserialize<'de> for Zone {
 }
 
 impl Config {
+    /// Every story the config follows, in config order: [`Config::story`] first, then
+    /// [`Config::other_stories`].
+    pub fn stories(&self) -> impl Iterator<Item = &StoryConfig> {
+        std::iter::once(&self.story).chain(&self.other_stories)
+    }
+
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -792,29 +803,89 @@ impl Config {
         })?;
 
         let digest_span = text.find("[digest]").map(|start| start..start);
-        let seeds_span = raw.story.seeds.span();
-        let seeds = base.join(raw.story.seeds.get_ref());
-        let seed_source = if origin == ConfigOrigin::Bundled {
-            SeedSource::Bundled
-        } else {
-            SeedSource::Folder(seeds.clone())
+        // One `[story]`, or several `[[stories]]`: never both, never none.
+        let stories_span = || {
+            text.lines()
+                .scan(0, |offset, line| {
+                    let start = *offset;
+                    *offset += line.len() + 1;
+                    Some((start, line))
+                })
+                .find(|(_, line)| line.trim_start().starts_with("[[stories]]"))
+                .map(|(start, _)| start..start)
         };
-        if origin != ConfigOrigin::Bundled && !seeds.is_dir() {
-            return Err(locate(
-                Some(seeds_span),
-                format!(
-                    "seed folder {} does not exist; set [story] seeds to a folder of baseline \
-                     articles (relative paths start at the config file's folder)",
-                    seeds.display()
-                ),
-            ));
+        let raw_stories: Vec<(RawStory, &'static str)> = match (raw.story, raw.stories) {
+            (Some(_), more) if !more.is_empty() => {
+                return Err(locate(
+                    stories_span(),
+                    "the config has both [story] and [[stories]]; keep [story] for one story, \
+                     or turn it into a [[stories]] entry to follow several"
+                        .into(),
+                ));
+            }
+            (Some(one), _) => vec![(one, "[story]")],
+            (None, more) if more.is_empty() => {
+                return Err(locate(
+                    None,
+                    "no story to follow; add a [story] section with name and seeds (or \
+                     [[stories]] entries to follow several)"
+                        .into(),
+                ));
+            }
+            (None, more) => more
+                .into_iter()
+                .map(|s| (s.into_inner(), "[[stories]]"))
+                .collect(),
+        };
+        let mut stories: Vec<StoryConfig> = Vec::with_capacity(raw_stories.len());
+        for (raw_story, section) in raw_stories {
+            let seeds_span = raw_story.seeds.span();
+            let seeds = base.join(raw_story.seeds.get_ref());
+            let seed_source = if origin == ConfigOrigin::Bundled {
+                SeedSource::Bundled
+            } else {
+                SeedSource::Folder(seeds.clone())
+            };
+            if origin != ConfigOrigin::Bundled && !seeds.is_dir() {
+                return Err(locate(
+                    Some(seeds_span),
+                    format!(
+                        "seed folder {} does not exist; set {section} seeds to a folder of \
+                         baseline articles (relative paths start at the config file's folder)",
+                        seeds.display()
+                    ),
+                ));
+            }
+            let name = raw_story.name.get_ref().clone();
+            if name.trim().is_empty() {
+                return Err(locate(
+                    Some(raw_story.name.span()),
+                    format!("{section} name is empty; give the story a name"),
+                ));
+            }
+            if stories.iter().any(|s| s.name == name) {
+                return Err(locate(
+                    Some(raw_story.name.span()),
+                    format!(
+                        "two stories are named {name:?}; give each story its own name (matches \
+                         are stored under it)"
+                    ),
+                ));
+            }
+            stories.push(StoryConfig {
+                name,
+                seeds: seed_source,
+                tuning: raw_story.tuning,
+            });
         }
-        if raw.story.name.trim().is_empty() {
+        let mut stories = stories.into_iter();
+        let Some(first_story) = stories.next() else {
             return Err(locate(
                 None,
-                "[story] name is empty; give the story a name".into(),
+                "no story to follow; add a [story] section".into(),
             ));
-        }
+        };
+        let other_stories: Vec<StoryConfig> = stories.collect();
 
         let concurrency = *raw.fetch.concurrency.get_ref();
         if concurrency == 0 {
@@ -1026,11 +1097,8 @@ impl Config {
             storage: StorageConfig {
                 database: state.join(&raw.storage.database),
             },
-            story: StoryConfig {
-                name: raw.story.name,
-                seeds: seed_source,
-                tuning: raw.story.tuning,
-            },
+            story: first_story,
+            other_stories,
             fetch: FetchConfig {
                 timeout: raw.fetch.timeout.0,
                 connect_timeout: raw.fetch.connect_timeout.0,
@@ -1255,6 +1323,40 @@ mod tests {
     }
 
     const MINIMAL: &str = "[story]\nname = \"s\"\nseeds = \"../seeds\"\n";
+
+    const TWO_STORIES: &str = "[[stories]]\nname = \"fentanyl\"\nseeds = \"../seeds\"\n\n\
+        [[stories]]\nname = \"ports\"\nseeds = \"../tests/fixtures/stories/mexico-ports\"\n\
+        add_terms = [\"Manzanillo\"]\n";
+
+    #[test]
+    fn several_stories_keep_config_order_and_their_own_tuning() {
+        let config = parse(TWO_STORIES).unwrap();
+        let names: Vec<&str> = config.stories().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["fentanyl", "ports"]);
+        assert_eq!(config.story.name, "fentanyl");
+        assert_eq!(config.other_stories[0].tuning.add_terms, ["Manzanillo"]);
+        assert!(parse(MINIMAL).unwrap().other_stories.is_empty());
+    }
+
+    #[test]
+    fn story_and_stories_together_name_the_stories_line() {
+        let text = format!("{MINIMAL}\n{TWO_STORIES}");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("test.toml:5:1") && err.contains("both [story] and [[stories]]"),
+            "{err}"
+        );
+        let err = parse("[fetch]\ntimeout = \"5s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no story to follow"), "{err}");
+        let twice = TWO_STORIES.replace("\"ports\"", "\"fentanyl\"");
+        let err = parse(&twice).unwrap_err().to_string();
+        assert!(err.contains("two stories are named \"fentanyl\""), "{err}");
+        let missing = TWO_STORIES.replace("mexico-ports", "nowhere");
+        let err = parse(&missing).unwrap_err().to_string();
+        assert!(err.contains("set [[stories]] seeds"), "{err}");
+    }
 
     #[test]
     fn bundled_config_is_valid() {

@@ -16,7 +16,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::config::Config;
 use crate::digest::{latest_slot_at_or_before, next_slot_after};
-use crate::pipeline::{self, FeedOutcome, PollContext, Story};
+use crate::pipeline::{self, FeedOutcome, PollContext, Stories};
 use crate::service::Notifier;
 use crate::store::Store;
 
@@ -76,27 +76,31 @@ pub fn next_digest_due(
     next_slot_after(now, at, zone).unwrap_or_else(|| now + jiff::SignedDuration::from_hours(24))
 }
 
-/// Loads the configuration and builds the story again; the daemon calls it on reload.
-pub type Loader = Box<dyn Fn() -> anyhow::Result<(Config, Story)> + Send + Sync>;
+/// Loads the configuration and builds the stories again; the daemon calls it on reload.
+pub type Loader = Box<dyn Fn() -> anyhow::Result<(Config, Stories)> + Send + Sync>;
 
 /// The daemon's running state: what a reload replaces.
 struct Running {
     config: Config,
-    story: Arc<Story>,
+    stories: Arc<Stories>,
     ctx: PollContext,
 }
 
 impl Running {
-    fn new(config: Config, story: Story, store: &Arc<Mutex<Store>>) -> anyhow::Result<Running> {
+    fn new(config: Config, stories: Stories, store: &Arc<Mutex<Store>>) -> anyhow::Result<Running> {
         lock(store)?.sync_feeds(&config.feeds)?;
-        let story = Arc::new(story);
+        let stories = Arc::new(stories);
         let ctx = PollContext::new(
             pipeline::fetcher(&config)?,
             Arc::clone(store),
-            Arc::clone(&story),
+            Arc::clone(&stories),
         )
         .configured(&config.fetch);
-        Ok(Running { config, story, ctx })
+        Ok(Running {
+            config,
+            stories,
+            ctx,
+        })
     }
 }
 
@@ -112,17 +116,17 @@ pub struct Control {
     pub shutdown: Shutdown,
     /// Changes each time a reload is asked for (SIGHUP).
     pub reload: watch::Receiver<u64>,
-    /// Reads the configuration and story again on reload.
+    /// Reads the configuration and stories again on reload.
     pub reload_with: Loader,
     /// Tells systemd how the daemon is doing.
     pub notifier: Notifier,
 }
 
-/// Runs the daemon with `config` and `story` until shutdown. On each reload the configuration
-/// and story are read again; a reload that fails is logged and the running ones kept.
+/// Runs the daemon with `config` and `stories` until shutdown. On each reload the configuration
+/// and stories are read again; a reload that fails is logged and the running ones kept.
 pub async fn run(
     config: Config,
-    story: Story,
+    stories: Stories,
     store: Store,
     control: Control,
 ) -> anyhow::Result<()> {
@@ -134,11 +138,15 @@ pub async fn run(
     } = control;
     let database = store.path().to_path_buf();
     let store = Arc::new(Mutex::new(store));
-    let mut running = Running::new(config, story, &store)?;
+    let mut running = Running::new(config, stories, &store)?;
     // The review page ([web]) shares the store and stops on the same shutdown as the loop.
-    let web =
-        crate::web::start_for_daemon(&running.config, &running.story, &store, shutdown.clone())
-            .await?;
+    let web = crate::web::start_for_daemon(
+        &running.config,
+        running.stories.first(),
+        &store,
+        shutdown.clone(),
+    )
+    .await?;
 
     let last = lock(&store)?.last_digest()?;
     let mut digest_due = next_digest_due(
@@ -179,11 +187,11 @@ pub async fn run(
             reload_requested = false;
             reload.borrow_and_update();
             notifier.reloading();
-            match load().and_then(|(config, story)| {
+            match load().and_then(|(config, stories)| {
                 if config.storage.database != database {
                     warn!("[storage] database changed; the new path takes effect after a restart");
                 }
-                Running::new(config, story, &store)
+                Running::new(config, stories, &store)
             }) {
                 Ok(new) => {
                     running = new;
@@ -259,7 +267,8 @@ pub async fn run(
         }
 
         if Timestamp::now() >= digest_due {
-            if let Err(err) = pipeline::build_digest(&running.config, &running.story, &store).await
+            if let Err(err) =
+                pipeline::build_digest(&running.config, &running.stories, &store).await
             {
                 error!(error = %format!("{err:#}"), "digest failed");
             }

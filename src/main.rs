@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use storywatch::config::Config;
 use storywatch::daemon::{self, Shutdown};
-use storywatch::pipeline::{self, FeedOutcome, PollContext, Story};
+use storywatch::pipeline::{self, FeedOutcome, PollContext, Stories, Story};
 use storywatch::review;
 use storywatch::service::{InstanceLock, Notifier};
 use storywatch::store::fts_query;
@@ -68,7 +68,8 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Classify items read as JSON lines on stdin; never touches the database.
+    /// Classify items read as JSON lines on stdin; never touches the database, so it uses
+    /// the seeds alone (not what review taught the daemon).
     ///
     /// Each input line is an object with `id`, `title` and optionally `summary`, `content`,
     /// `published` (RFC 3339), `link`, `source`; other fields are ignored.
@@ -76,6 +77,9 @@ enum Command {
         /// Print one JSON object per line instead of a readable table.
         #[arg(long)]
         json: bool,
+        /// The story to classify for, by name (default: the first story in the config).
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
     /// Build the digest now (--now, --dry-run), or list, show and resend past digests.
     #[command(args_conflicts_with_subcommands = true)]
@@ -389,14 +393,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run => {
             let config = config()?;
-            let story = Story::load(&config.story)?;
+            let stories = Stories::load(&config)?;
             let _lock = InstanceLock::acquire(&config.storage.database)?;
             let store = open_store(&config)?;
             let config_path = cli.config.clone();
             let reload_with: daemon::Loader = Box::new(move || {
                 let config = load_config(config_path.as_ref())?;
-                let story = Story::load(&config.story)?;
-                Ok((config, story))
+                let stories = Stories::load(&config)?;
+                Ok((config, stories))
             });
             runtime()?.block_on(async {
                 let (stop, shutdown) = Shutdown::new();
@@ -408,7 +412,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     reload_with,
                     notifier: Notifier::from_env(),
                 };
-                daemon::run(config, story, store, control).await
+                daemon::run(config, stories, store, control).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -418,7 +422,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             poll_once(config()?)
         }
-        Command::Classify { json } => classify(&config()?, json),
+        Command::Classify { json, story } => classify(&config()?, json, story.as_deref()),
         Command::Digest {
             action: Some(action),
             ..
@@ -488,14 +492,14 @@ fn poll_once(config: Config) -> Result<ExitCode> {
             config.origin
         );
     }
-    let story = Arc::new(Story::load(&config.story)?);
+    let stories = Arc::new(Stories::load(&config)?);
     let mut store = open_store(&config)?;
     store.sync_feeds(&config.feeds)?;
     let feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
     let store = Arc::new(Mutex::new(store));
     let reports = runtime()?.block_on(async {
         let ctx =
-            PollContext::new(pipeline::fetcher(&config)?, store, story).configured(&config.fetch);
+            PollContext::new(pipeline::fetcher(&config)?, store, stories).configured(&config.fetch);
         pipeline::poll_feeds(&ctx, feeds, config.fetch.concurrency).await
     })?;
     let mut out = std::io::stdout().lock();
@@ -552,8 +556,19 @@ struct ClassifyInput {
     published: Option<String>,
 }
 
-fn classify(config: &Config, json: bool) -> Result<ExitCode> {
-    let story = Story::load(&config.story)?;
+fn classify(config: &Config, json: bool, name: Option<&str>) -> Result<ExitCode> {
+    let chosen = match name {
+        None => &config.story,
+        Some(name) => config.stories().find(|s| s.name == name).with_context(|| {
+            let names: Vec<&str> = config.stories().map(|s| s.name.as_str()).collect();
+            format!(
+                "{}: no story named {name:?}; the config's stories are {}",
+                config.origin,
+                names.join(", ")
+            )
+        })?,
+    };
+    let story = Story::load(chosen)?;
     let stdin = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
     for (number, line) in stdin.lines().enumerate() {
@@ -609,13 +624,13 @@ fn classify(config: &Config, json: bool) -> Result<ExitCode> {
 }
 
 fn digest(config: Config, dry_run: bool) -> Result<ExitCode> {
-    let story = Arc::new(Story::load(&config.story)?);
+    let stories = Arc::new(Stories::load(&config)?);
     let mut store = open_store(&config)?;
     store.sync_feeds(&config.feeds)?;
     if dry_run {
         let input = store.digest_input(Timestamp::now())?;
         match storywatch::digest::render_markdown(
-            &pipeline::render_context(&config, &story),
+            &pipeline::render_context(&config, &stories),
             &input,
         ) {
             Some(markdown) => print!("{markdown}"),
@@ -627,7 +642,7 @@ fn digest(config: Config, dry_run: bool) -> Result<ExitCode> {
     }
     let store = Arc::new(Mutex::new(store));
     runtime()?.block_on(async {
-        match pipeline::build_digest(&config, &story, &store).await? {
+        match pipeline::build_digest(&config, &stories, &store).await? {
             Some(d) => eprintln!("digest {} stored with {} matches", d.id, d.match_count),
             None => eprintln!("nothing to send: empty period and [digest] empty = \"skip\""),
         }
@@ -1076,7 +1091,7 @@ fn feeds_enable(config: &Config, url: &str) -> Result<ExitCode> {
 }
 
 fn check(config: &Config) -> Result<ExitCode> {
-    let story = Story::load(&config.story)?;
+    let stories = Stories::load(config)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "config:   {} — ok", config.origin)?;
     writeln!(out, "database: {}", config.storage.database.display())?;
@@ -1116,36 +1131,43 @@ fn check(config: &Config) -> Result<ExitCode> {
             unreadable.join(", ")
         );
     }
-    writeln!(
-        out,
-        "story:    {} ({} baseline articles)",
-        story.name,
-        story.profile.baselines.len()
-    )?;
-    for b in &story.profile.baselines {
-        let date = b
-            .published
-            .map_or("????-??-??".to_string(), |d| d.to_string());
+    // `check` never creates the database; what review taught is read when there is one.
+    let store = if config.storage.database.exists() {
+        Some(open_store(config)?)
+    } else {
+        None
+    };
+    for story in stories.iter() {
         writeln!(
             out,
-            "  {}  {date}  {:<12} {}",
-            b.id,
-            b.outlet.as_deref().unwrap_or("-"),
-            b.title
+            "story:    {} ({} baseline articles)",
+            story.name,
+            story.profile.baselines.len()
         )?;
+        for b in &story.profile.baselines {
+            let date = b
+                .published
+                .map_or("????-??-??".to_string(), |d| d.to_string());
+            writeln!(
+                out,
+                "  {}  {date}  {:<12} {}",
+                b.id,
+                b.outlet.as_deref().unwrap_or("-"),
+                b.title
+            )?;
+        }
+        writeln!(out, "{}", story.profile.summary())?;
+        writeln!(out, "{}", learning_line(store.as_ref(), story)?)?;
     }
-    writeln!(out, "{}", story.profile.summary())?;
-    writeln!(out, "{}", learning_line(config, &story)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// What review taught the story, for `check`: read from the database when there is one
-/// (`check` never creates it).
-fn learning_line(config: &Config, story: &Story) -> Result<String> {
-    if !config.storage.database.exists() {
+/// What review taught the story, for `check`, from the database when there is one.
+fn learning_line(store: Option<&Store>, story: &Story) -> Result<String> {
+    let Some(store) = store else {
         return Ok("review:   no database yet, nothing learned".to_string());
-    }
-    story.learn_from(&open_store(config)?)?;
+    };
+    story.learn_from(store)?;
     Ok(match story.adjustment().describe() {
         Some(line) => format!("review:   {line}"),
         None => "review:   no items marked yet; the profile is the seeds' alone".to_string(),
@@ -1299,17 +1321,24 @@ fn review(config: &Config) -> Result<ExitCode> {
 
 /// `rescore`: the current profile over every stored item.
 fn rescore(config: &Config, dry_run: bool) -> Result<ExitCode> {
-    let story = Story::load(&config.story)?;
+    let stories = Stories::load(config)?;
     let mut store = open_store(config)?;
-    // Rescoring tests the profile the daemon would use: seeds plus what review taught.
-    story.learn_from(&store)?;
-    let report = store.rescore(
-        &story.name,
-        |item, seen| story.classify(item, seen),
-        !dry_run,
-        Timestamp::now(),
-    )?;
-    review::write_rescore(&mut std::io::stdout().lock(), &report, !dry_run)?;
+    let several = stories.names().len() > 1;
+    let mut out = std::io::stdout().lock();
+    for story in stories.iter() {
+        // Rescoring tests the profile the daemon would use: seeds plus what review taught.
+        story.learn_from(&store)?;
+        let report = store.rescore(
+            &story.name,
+            |item, seen| story.classify(item, seen),
+            !dry_run,
+            Timestamp::now(),
+        )?;
+        if several {
+            writeln!(out, "story {}:", story.name)?;
+        }
+        review::write_rescore(&mut out, &report, !dry_run)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

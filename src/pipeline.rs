@@ -173,6 +173,81 @@ impl Story {
     }
 }
 
+/// Every story the config follows, in config order; never empty. Each item gets a verdict per
+/// story; the digest shows the stories' developments one story after another.
+#[derive(Debug, Clone)]
+pub struct Stories {
+    /// The stories, `[story]` or the `[[stories]]` entries in order.
+    list: Vec<Story>,
+    /// Every story's baseline articles, for naming what a digest entry follows up on.
+    baselines: Vec<crate::story::BaselineArticle>,
+    /// The stories' names in order.
+    names: Vec<String>,
+    /// The names joined for titles (`A · B`).
+    title: String,
+}
+
+impl Stories {
+    /// Loads the seeds of every story in `config` and builds their profiles.
+    pub fn load(config: &Config) -> anyhow::Result<Stories> {
+        use anyhow::Context as _;
+        let mut list = Vec::with_capacity(1 + config.other_stories.len());
+        for story in config.stories() {
+            list.push(Story::load(story).with_context(|| format!("story {:?}", story.name))?);
+        }
+        Stories::new(list)
+    }
+
+    /// A set of built stories (at least one).
+    pub fn new(list: Vec<Story>) -> anyhow::Result<Stories> {
+        if list.is_empty() {
+            anyhow::bail!("no story to follow; add a [story] section to the config");
+        }
+        let baselines = list
+            .iter()
+            .flat_map(|s| s.profile.baselines.iter().cloned())
+            .collect();
+        let names: Vec<String> = list.iter().map(|s| s.name.clone()).collect();
+        let title = names.join(" · ");
+        Ok(Stories {
+            list,
+            baselines,
+            names,
+            title,
+        })
+    }
+
+    /// The first story (the only one with `[story]`): the one the review page shows.
+    pub fn first(&self) -> &Story {
+        // `new` refuses an empty list.
+        &self.list[0]
+    }
+
+    /// The stories in config order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Story> {
+        self.list.iter()
+    }
+
+    /// The story named `name`.
+    pub fn get(&self, name: &str) -> Option<&Story> {
+        self.list.iter().find(|s| s.name == name)
+    }
+
+    /// The stories' names in config order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Re-learns every story from its marks (see [`Story::learn_from`]); whether any changed.
+    pub fn learn_from(&self, store: &Store) -> Result<bool, StoreError> {
+        let mut changed = false;
+        for story in &self.list {
+            changed |= story.learn_from(store)?;
+        }
+        Ok(changed)
+    }
+}
+
 /// Builds the fetcher the `[fetch]` section describes.
 pub fn fetcher(config: &Config) -> anyhow::Result<Fetcher> {
     let settings = FetchSettings {
@@ -266,8 +341,8 @@ pub struct PollContext {
     pub fetcher: Fetcher,
     /// The database, used from blocking tasks.
     pub store: Arc<Mutex<Store>>,
-    /// The story items are matched against.
-    pub story: Arc<Story>,
+    /// The stories items are matched against.
+    pub stories: Arc<Stories>,
     /// Feeds finished since start; the daemon's watchdog watches it move.
     pub completed: Arc<std::sync::atomic::AtomicU64>,
     /// Pacing and backlog rules.
@@ -275,12 +350,12 @@ pub struct PollContext {
 }
 
 impl PollContext {
-    /// Handles for polling `story` into `store` with `fetcher`.
-    pub fn new(fetcher: Fetcher, store: Arc<Mutex<Store>>, story: Arc<Story>) -> PollContext {
+    /// Handles for polling feeds for `stories` into `store` with `fetcher`.
+    pub fn new(fetcher: Fetcher, store: Arc<Mutex<Store>>, stories: Arc<Stories>) -> PollContext {
         PollContext {
             fetcher,
             store,
-            story,
+            stories,
             completed: Arc::default(),
             policy: PollPolicy::default(),
         }
@@ -368,9 +443,9 @@ pub async fn poll_feed(
                     drop(body);
                     let total = parsed.items.len();
                     // Marks made since the last poll (on the page or the CLI) count now.
-                    let story = Arc::clone(&ctx.story);
-                    if with_store(&ctx.store, move |s| story.learn_from(s)).await? {
-                        info!(story = %ctx.story.name, "profile re-learned from review marks");
+                    let stories = Arc::clone(&ctx.stories);
+                    if with_store(&ctx.store, move |s| stories.learn_from(s)).await? {
+                        info!("profile re-learned from review marks");
                     }
                     let gap = schedule::publishing_gap(
                         parsed.items.iter().filter_map(|i| i.published),
@@ -392,11 +467,24 @@ pub async fn poll_feed(
                         .items
                         .into_iter()
                         .map(|item| {
-                            let verdict = ctx.story.classify(&item, now);
+                            let verdict = ctx.stories.first().classify(&item, now);
                             (item, verdict)
                         })
                         .collect();
-                    let story = ctx.story.name.clone();
+                    // A verdict per further story, in item order.
+                    let more_verdicts: Vec<(String, Vec<Verdict>)> = ctx
+                        .stories
+                        .iter()
+                        .skip(1)
+                        .map(|story| {
+                            let verdicts = classified
+                                .iter()
+                                .map(|(item, _)| story.classify(item, now))
+                                .collect();
+                            (story.name.clone(), verdicts)
+                        })
+                        .collect();
+                    let story = ctx.stories.first().name.clone();
                     let counts = with_store(&ctx.store, move |s| {
                         let counts = s.record_fetched(&FetchedPoll {
                             feed_id: feed.id,
@@ -404,6 +492,7 @@ pub async fn poll_feed(
                             feed_title: parsed.title.as_deref(),
                             validators: &validators,
                             items: &classified,
+                            more_verdicts: &more_verdicts,
                             now,
                             next_poll_at: next,
                             background_before,
@@ -572,11 +661,12 @@ pub fn with_intervals(rows: Vec<FeedRow>, feeds: &[FeedConfig]) -> Vec<(FeedRow,
         .collect()
 }
 
-/// The render context for `config` and `story`.
-pub fn render_context<'a>(config: &'a Config, story: &'a Story) -> RenderContext<'a> {
+/// The render context for `config` and `stories`.
+pub fn render_context<'a>(config: &'a Config, stories: &'a Stories) -> RenderContext<'a> {
     RenderContext {
-        story_name: &story.name,
-        baselines: &story.profile.baselines,
+        story_name: &stories.title,
+        stories: &stories.names,
+        baselines: &stories.baselines,
         timezone: &config.digest.timezone,
         timezone_name: &config.digest.timezone_name,
         empty: config.digest.empty,
@@ -588,16 +678,16 @@ pub fn render_context<'a>(config: &'a Config, story: &'a Story) -> RenderContext
 /// channel. Returns `None` when the period was empty and the policy is to skip.
 pub async fn build_digest(
     config: &Config,
-    story: &Arc<Story>,
+    stories: &Arc<Stories>,
     store: &Arc<Mutex<Store>>,
 ) -> anyhow::Result<Option<DigestRow>> {
     let span = info_span!("digest_build");
     let config = config.clone();
-    let story = Arc::clone(story);
+    let stories = Arc::clone(stories);
     let channels: Vec<String> = config.notify.iter().map(|n| n.name.clone()).collect();
     let digest = with_store(store, move |s| {
         s.create_digest(Timestamp::now(), &channels, |input| {
-            let model = digest::Digest::build(&render_context(&config, &story), input)?;
+            let model = digest::Digest::build(&render_context(&config, &stories), input)?;
             // A model that cannot be serialised still leaves the Markdown to deliver.
             Some(NewDigest {
                 markdown: digest::to_markdown(&model),
@@ -812,6 +902,7 @@ mod tests {
                 feed_title: None,
                 validators: &Default::default(),
                 items: &items,
+                more_verdicts: &[],
                 now,
                 next_poll_at: now,
                 background_before: None,

@@ -62,6 +62,7 @@ fn lines(digest: &Digest, style: &Style) -> (Vec<String>, Vec<String>) {
             Some(b) => format!("Following up: {}", esc(&b.title)),
             None => "Other developments".to_string(),
         };
+        let heading = format!("{}{heading}", section.story_prefix(esc));
         body.push((style.bold)(&heading));
         for e in &section.entries {
             let title = match e.link.as_deref().filter(|l| is_http(l)) {

@@ -68,6 +68,7 @@ pub fn to_html(digest: &Digest) -> String {
         );
     }
     for section in &digest.sections {
+        let prefix = section.story_prefix(escape_html);
         match &section.baseline {
             Some(b) => {
                 let credit = b
@@ -76,14 +77,14 @@ pub fn to_html(digest: &Digest) -> String {
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "<h2 style=\"font-size:1.15em\">Following up: <em>{}</em>{credit}</h2>",
+                    "<h2 style=\"font-size:1.15em\">{prefix}Following up: <em>{}</em>{credit}</h2>",
                     escape_html(&b.title)
                 );
             }
             None => {
                 let _ = writeln!(
                     out,
-                    "<h2 style=\"font-size:1.15em\">Other developments</h2>"
+                    "<h2 style=\"font-size:1.15em\">{prefix}Other developments</h2>"
                 );
             }
         }

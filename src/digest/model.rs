@@ -55,6 +55,9 @@ pub struct BaselineRef {
 /// Developments that follow up on one baseline article (or on none that is known).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Section {
+    /// The story, when the digest covers several (`None` with one story).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<String>,
     /// The baseline article; `None` for "other developments".
     pub baseline: Option<BaselineRef>,
     /// Newest first.
@@ -158,8 +161,10 @@ impl Digest {
             .filter(|m| m.verdict != VerdictKind::FollowUp)
             .collect();
 
-        // Group by baseline; the store hands matches over newest first, so the first group
-        // seen has the newest development and each group's entries stay newest first.
+        // Group by story (with several) and baseline; the store hands matches over newest
+        // first, so the first group seen has the newest development and each group's entries
+        // stay newest first.
+        let several = ctx.stories.len() > 1;
         let mut sections: Vec<Section> = Vec::new();
         for (m, also) in fold_near_duplicates(&follow_ups) {
             let baseline = m.baseline.as_deref().and_then(|id| baseline(ctx, id));
@@ -176,12 +181,14 @@ impl Digest {
                 also_reported_by: also,
             };
             let key = baseline.map(|b| b.id.as_str());
+            let story = several.then(|| m.story.clone());
             match sections
                 .iter_mut()
-                .find(|s| s.baseline.as_ref().map(|b| b.id.as_str()) == key)
+                .find(|s| s.story == story && s.baseline.as_ref().map(|b| b.id.as_str()) == key)
             {
                 Some(section) => section.entries.push(entry),
                 None => sections.push(Section {
+                    story,
                     baseline: baseline.map(|b| BaselineRef {
                         id: b.id.clone(),
                         title: b.title.clone(),
@@ -192,8 +199,14 @@ impl Digest {
                 }),
             }
         }
-        // "Other developments" (no known baseline) go last.
-        sections.sort_by_key(|s| s.baseline.is_none());
+        // Stories in config order; in each, "other developments" (no known baseline) go last.
+        let story_rank = |s: &Section| {
+            s.story
+                .as_ref()
+                .and_then(|name| ctx.stories.iter().position(|n| n == name))
+                .unwrap_or(0)
+        };
+        sections.sort_by_key(|s| (story_rank(s), s.baseline.is_none()));
 
         let entries = if ctx.related == RelatedMode::Show {
             fold_near_duplicates(&others)
@@ -301,6 +314,16 @@ impl Digest {
     }
 }
 
+impl Section {
+    /// `Story name: ` to put before the section's heading when the digest covers several
+    /// stories (empty with one); `esc` escapes the name for the format.
+    pub fn story_prefix(&self, esc: impl Fn(&str) -> String) -> String {
+        self.story
+            .as_deref()
+            .map_or_else(String::new, |name| format!("{}: ", esc(name)))
+    }
+}
+
 impl BaselineRef {
     /// `AFP, 29 Jan 2024` — outlet and date, whichever are known.
     pub fn credit(&self) -> Option<String> {
@@ -364,6 +387,9 @@ fn fold_near_duplicates<'a>(matches: &[&'a MatchRow]) -> Vec<(&'a MatchRow, Vec<
         let signature = Signature::of(&m.title, "");
         let found = groups.iter_mut().find(|(members, s)| {
             let k = members[0];
+            if k.story != m.story {
+                return false;
+            }
             match (k.group_id, m.group_id) {
                 (Some(a), Some(b)) => a == b,
                 _ => (k.link.is_some() && k.link == m.link) || s.is_near_duplicate(&signature),
@@ -480,6 +506,7 @@ pub(crate) mod tests {
     ) -> RenderContext<'a> {
         RenderContext {
             story_name: "Fentanyl",
+            stories: &[],
             baselines,
             timezone: zone,
             timezone_name: zone.iana_name().unwrap_or("UTC"),

@@ -19,8 +19,11 @@ use super::model::{Digest, Section};
 /// What the renderer needs besides the matches.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderContext<'a> {
-    /// The story's display name.
+    /// The story's display name (several stories' names joined).
     pub story_name: &'a str,
+    /// With several stories, their names in config order: the digest shows each story's
+    /// developments under its name, in this order. Empty or one name for a single story.
+    pub stories: &'a [String],
     /// The story's baseline articles, to name what each development follows up on.
     pub baselines: &'a [BaselineArticle],
     /// The zone dates are shown in.
@@ -129,7 +132,8 @@ pub fn to_markdown(digest: &Digest) -> String {
 
 /// `Following up: *Title* — AFP, 29 Jan 2024` (Markdown, escaped).
 fn section_heading(section: &Section) -> String {
-    match &section.baseline {
+    let prefix = section.story_prefix(escape);
+    let heading = match &section.baseline {
         Some(b) => {
             let mut heading = format!("Following up: *{}*", escape(&b.title));
             if let Some(credit) = b.credit() {
@@ -139,7 +143,8 @@ fn section_heading(section: &Section) -> String {
             heading
         }
         None => "Other developments".to_string(),
-    }
+    };
+    format!("{prefix}{heading}")
 }
 
 /// `re-report` / `related`.

@@ -163,6 +163,7 @@ mod tests {
                 feed_title: None,
                 validators: &Default::default(),
                 items: &items,
+                more_verdicts: &[],
                 now,
                 next_poll_at: now,
                 background_before: None,

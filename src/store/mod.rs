@@ -192,8 +192,11 @@ pub struct FetchedPoll<'a> {
     pub feed_title: Option<&'a str>,
     /// The validators to send next time.
     pub validators: &'a Validators,
-    /// Every entry in the feed with its verdict.
+    /// Every entry in the feed with its verdict for `story`.
     pub items: &'a [(Item, Verdict)],
+    /// Each further story's name and its verdicts, in the order of `items` (empty with one
+    /// story).
+    pub more_verdicts: &'a [(String, Vec<Verdict>)],
     /// When the poll happened.
     pub now: Timestamp,
     /// When the feed is next due.
@@ -546,6 +549,7 @@ impl Store {
             feed_title,
             validators,
             items,
+            more_verdicts,
             now,
             next_poll_at,
             background_before,
@@ -566,7 +570,7 @@ impl Store {
                 "INSERT INTO matches (item_id, story, verdict, score, baseline_id, why, matched_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for (item, verdict) in items {
+            for (index, (item, verdict)) in items.iter().enumerate() {
                 // Backlog needs a date to be judged old; an undated item counts as new.
                 let background = matches!(
                     (item.published, background_before),
@@ -592,23 +596,35 @@ impl Store {
                     counts.background += 1;
                     continue;
                 }
-                if verdict.verdict == VerdictKind::OffTopic {
-                    continue;
-                }
                 let item_id = tx.last_insert_rowid();
-                let why = serde_json::to_string(&verdict.why)
-                    .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-                insert_match.execute(params![
-                    item_id,
-                    story,
-                    verdict_name(verdict.verdict),
-                    verdict.score,
-                    verdict.baseline,
-                    why,
-                    to_secs(now),
-                ])?;
-                groups::assign_group(&tx, item_id, item, now)?;
-                counts.new_matches += 1;
+                // The verdict of every story, the first story's first.
+                let verdicts = std::iter::once((story, verdict)).chain(
+                    more_verdicts
+                        .iter()
+                        .filter_map(|(name, vs)| vs.get(index).map(|v| (name.as_str(), v))),
+                );
+                let mut matched = false;
+                for (story, verdict) in verdicts {
+                    if verdict.verdict == VerdictKind::OffTopic {
+                        continue;
+                    }
+                    let why = serde_json::to_string(&verdict.why)
+                        .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                    insert_match.execute(params![
+                        item_id,
+                        story,
+                        verdict_name(verdict.verdict),
+                        verdict.score,
+                        verdict.baseline,
+                        why,
+                        to_secs(now),
+                    ])?;
+                    counts.new_matches += 1;
+                    matched = true;
+                }
+                if matched {
+                    groups::assign_group(&tx, item_id, item, now)?;
+                }
             }
         }
         tx.execute(
@@ -1250,6 +1266,7 @@ mod tests {
             feed_title: Some("A"),
             validators: NO_VALIDATORS,
             items,
+            more_verdicts: &[],
             now,
             next_poll_at: now,
             background_before: None,

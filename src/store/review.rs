@@ -440,6 +440,7 @@ mod tests {
                     last_modified: None,
                 },
                 items,
+                more_verdicts: &[],
                 now,
                 next_poll_at: now,
                 background_before: None,

@@ -99,6 +99,7 @@ fn fixture(token: Option<&str>, readiness: Readiness) -> Fixture {
                 last_modified: None,
             },
             items: &items,
+            more_verdicts: &[],
             now,
             background_before: None,
             interval: None,

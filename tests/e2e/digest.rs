@@ -64,6 +64,7 @@ fn seed(dir: &Path, items: &[(&str, &str, VerdictKind, &str)]) {
             feed_title: Some("Seeded"),
             validators: &Default::default(),
             items: &batch,
+            more_verdicts: &[],
             now,
             next_poll_at: now,
             background_before: None,

@@ -110,3 +110,181 @@ fn a_rewrite_in_another_feed_is_one_digest_entry_also_reported_by() {
     assert!(digest.contains("Also reported by Daily"), "{digest}");
     assert!(digest.contains("US charges Chinese firms"), "{digest}");
 }
+
+/// A config following two stories: the bundled fentanyl story and the test fixture's Mexican
+/// ports story, each with its own seeds.
+fn write_two_story_config(dir: &Path, feeds: &[String]) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stories");
+    let mut text = format!(
+        "[storage]\ndatabase = \"storywatch.db\"\n\n\
+         [[stories]]\nname = \"fentanyl\"\nseeds = {:?}\n\n\
+         [[stories]]\nname = \"ports\"\nseeds = {:?}\nadd_terms = [\"Manzanillo\"]\n\n\
+         [fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nallow_private_networks = true\n\
+         backlog_max_age = \"off\"\n\n\
+         [digest]\nat = \"07:00\"\ntimezone = \"UTC\"\nrelated = \"show\"\n\n\
+         [[notify]]\nkind = \"file\"\npath = \"digests\"\n\n",
+        crate::support::seeds_dir().display().to_string(),
+        fixtures.join("mexico-ports").display().to_string(),
+    );
+    for url in feeds {
+        text.push_str(&format!("[[feeds]]\nurl = {url:?}\ninterval = \"30m\"\n\n"));
+    }
+    std::fs::write(dir.join("storywatch.toml"), text).unwrap();
+}
+
+#[test]
+fn two_stories_get_a_verdict_each_and_one_digest_grouped_by_story() {
+    let server = TestServer::start();
+    server.route(
+        "/mix.rss",
+        Response::ok(
+            "application/rss+xml",
+            rss(
+                "Mix",
+                &[
+                    (
+                        "p1",
+                        "Mexico charges port officials over Chinese precursor shipments",
+                        "Prosecutors charged customs officials at Manzanillo accused of letting \
+                         containers of fentanyl precursors from China through the port.",
+                        "Tue, 10 Jun 2025 08:00:00 GMT",
+                    ),
+                    (
+                        "t1",
+                        "US and China agree to curb fentanyl precursor exports",
+                        "Officials in Beijing said new controls on precursor chemicals would \
+                         take effect in May after talks with Washington.",
+                        "Fri, 02 May 2025 08:00:00 GMT",
+                    ),
+                    (
+                        "x1",
+                        "Low Rhine water levels hit barge shipping",
+                        "Barges carry less cargo as the river falls.",
+                        "Tue, 10 Jun 2025 09:00:00 GMT",
+                    ),
+                ],
+            ),
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_two_story_config(dir.path(), &[server.url("/mix.rss")]);
+
+    let check = run(dir.path(), &["check"]);
+    assert!(
+        check.contains("story:    fentanyl (5 baseline articles)"),
+        "{check}"
+    );
+    assert!(
+        check.contains("story:    ports (2 baseline articles)"),
+        "{check}"
+    );
+
+    let polled = run(dir.path(), &["poll", "--once"]);
+    let listed = run(dir.path(), &["items", "list", "--json"]);
+    assert!(polled.contains("3 items, 3 new"), "{polled}");
+    let rows: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stories_of = |title: &str| -> Vec<String> {
+        let mut s: Vec<String> = rows
+            .iter()
+            .filter(|r| r["title"] == title)
+            .map(|r| r["story"].as_str().unwrap().to_string())
+            .collect();
+        s.sort();
+        s
+    };
+    // A verdict per story: the ports item is a match for the ports story.
+    assert!(
+        stories_of("Mexico charges port officials over Chinese precursor shipments")
+            .contains(&"ports".to_string()),
+        "{polled}\n{listed}"
+    );
+    assert!(
+        stories_of("US and China agree to curb fentanyl precursor exports")
+            .contains(&"fentanyl".to_string()),
+        "{listed}"
+    );
+    assert!(stories_of("Low Rhine water levels hit barge shipping").is_empty());
+
+    run(dir.path(), &["digest", "--now"]);
+    let digest = only_digest(dir.path());
+    assert!(
+        digest.starts_with("# fentanyl · ports — storywatch digest"),
+        "{digest}"
+    );
+    let fentanyl = digest.find("## fentanyl: Following up:").expect(&digest);
+    let ports = digest
+        .find("## ports: Following up: *Mex")
+        .unwrap_or_else(|| panic!("{digest}"));
+    assert!(fentanyl < ports, "stories in config order: {digest}");
+    assert!(
+        digest[ports..].contains("Mexico charges port officials"),
+        "{digest}"
+    );
+
+    // classify keeps its one-object-per-line format; --story picks the story.
+    let line = "{\"id\":\"p\",\"title\":\"Mexican navy seizes Chinese precursor chemicals at \
+                Manzanillo port\",\"published\":\"2025-02-11T09:00:00Z\"}\n";
+    let out = success(&storywatch(
+        dir.path(),
+        &[
+            "--config",
+            "storywatch.toml",
+            "classify",
+            "--json",
+            "--story",
+            "ports",
+        ],
+        Some(line),
+    ));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["baseline", "id", "score", "verdict", "why"]);
+    assert_eq!(v["baseline"], "001_navy_manzanillo");
+    let unknown = storywatch(
+        dir.path(),
+        &["--config", "storywatch.toml", "classify", "--story", "nope"],
+        Some(line),
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("the config's stories are fentanyl, ports")
+    );
+}
+
+#[test]
+fn marks_teach_the_profile_shown_by_check_and_used_by_rescore() {
+    let (_server, urls) = two_outlets();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &urls, "");
+    run(dir.path(), &["poll", "--once"]);
+    let before = run(dir.path(), &["check"]);
+    assert!(before.contains("review:   no items marked yet"), "{before}");
+
+    let listed = run(dir.path(), &["items", "list", "--json"]);
+    let id_of = |title: &str| -> String {
+        listed
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["title"] == title)
+            .map(|r| r["id"].to_string())
+            .unwrap_or_else(|| panic!("{title} not in {listed}"))
+    };
+    let charges = id_of("US charges Chinese firms over fentanyl precursor sales");
+    let agency = id_of("US and China agree to curb fentanyl precursor exports");
+    run(dir.path(), &["items", "mark", &charges, "irrelevant"]);
+    run(dir.path(), &["items", "mark", &agency, "relevant"]);
+    let after = run(dir.path(), &["check"]);
+    assert!(
+        after.contains("review:   learned from 2 reviews (1 relevant, 1 irrelevant): +"),
+        "{after}"
+    );
+    // Rescore runs with what review taught and keeps the marks.
+    let dry = run(dir.path(), &["rescore", "--dry-run"]);
+    assert!(!dry.is_empty());
+    let marked = run(dir.path(), &["items", "list", "--state", "irrelevant"]);
+    assert!(marked.contains("US charges Chinese firms"), "{marked}");
+}

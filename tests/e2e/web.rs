@@ -93,6 +93,7 @@ fn setup(dir: &Path) -> Vec<i64> {
                 last_modified: None,
             },
             items: &items,
+            more_verdicts: &[],
             now,
             next_poll_at: now,
             background_before: None,
