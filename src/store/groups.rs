@@ -7,7 +7,7 @@
 //! [`GROUP_WINDOW_DAYS`]; unmatched items are not grouped (nobody sees them in a digest).
 
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Result, Store, from_secs, to_secs};
@@ -34,25 +34,38 @@ pub struct GroupMember {
 /// Seconds in the grouping window.
 const WINDOW_SECS: i64 = GROUP_WINDOW_DAYS * 86_400;
 
-/// Stores `item`'s signature and puts it in the group of its most alike item within the
-/// window, or in a group of its own. When it is earlier than the group's current earliest
-/// item it becomes the group's name. Returns the group id.
+/// Stores `item`'s signature and puts it in the group of its most alike item first seen
+/// within the window around `seen` (when it was first seen), or in a group of its own. When it
+/// is earlier than the group's current earliest item it becomes the group's name. An item
+/// already grouped keeps its group. Returns the group id.
 pub(crate) fn assign_group(
     conn: &Connection,
     item_id: i64,
     item: &Item,
-    now: Timestamp,
+    seen: Timestamp,
 ) -> Result<i64> {
+    let existing: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT group_id FROM items WHERE id = ?1 AND signature IS NOT NULL",
+            params![item_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(group) = existing {
+        return Ok(group.unwrap_or(item_id));
+    }
     let signature = Signature::of(&item.title, &item.summary);
-    let time = to_secs(item.published.unwrap_or(now));
+    let time = to_secs(item.published.unwrap_or(seen));
     let mut best: Option<(f64, i64)> = None;
     {
         let mut stmt = conn.prepare_cached(
             "SELECT signature, COALESCE(published_at, first_seen_at), COALESCE(group_id, id)
              FROM items
-             WHERE signature IS NOT NULL AND first_seen_at >= ?1 AND id != ?2",
+             WHERE signature IS NOT NULL AND first_seen_at BETWEEN ?1 AND ?2 AND id != ?3",
         )?;
-        let rows = stmt.query_map(params![to_secs(now) - WINDOW_SECS, item_id], |row| {
+        let seen = to_secs(seen);
+        let window = params![seen - WINDOW_SECS, seen + WINDOW_SECS, item_id];
+        let rows = stmt.query_map(window, |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, i64>(1)?,
@@ -270,5 +283,14 @@ mod tests {
         );
         assert_eq!(store.group_of(3).unwrap().len(), 1, "ungrouped: itself");
         assert!(store.group_of(99).unwrap().is_empty());
+
+        // A rescore that newly matches Reuters' copy of AP (3) puts it in AP's group.
+        let now: Timestamp = "2025-05-13T12:00:00Z".parse().unwrap();
+        let report = store
+            .rescore("s", |_, _| verdict(FollowUp), true, now)
+            .unwrap();
+        assert_eq!(report.new_matches.len(), 1);
+        let ids: Vec<i64> = store.group_of(4).unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![4, 1, 3]);
     }
 }

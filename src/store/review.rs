@@ -350,6 +350,8 @@ impl Store {
                             why,
                             to_secs(now)
                         ])?;
+                        // Newly matched: it joins its near-duplicates' group.
+                        super::groups::assign_group(&tx, id, &item, seen)?;
                         report.new_matches.push(change);
                     }
                     (Some(_), _) if origin == Some(MatchOrigin::Reviewer) => {}

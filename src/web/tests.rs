@@ -531,3 +531,48 @@ fn safe_links_are_http_only() {
         assert_eq!(http_link(Some(bad)), None, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn list_shows_near_duplicate_groups_with_outlets_escaped() {
+    let f = fixture(None, Readiness::DatabaseOnly);
+    {
+        let mut store = f.store.lock().unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let title = "China and US agree to curb fentanyl precursor exports";
+        let mut copy = item("5", title, "", "https://daily.example/5");
+        copy.source = Some("Daily <i>".into());
+        copy.published = Some(Timestamp::from_second(1_760_003_600).unwrap());
+        let items = vec![
+            (
+                item("4", title, "", "https://news.example/4"),
+                verdict(VerdictKind::FollowUp),
+            ),
+            (copy, verdict(VerdictKind::FollowUp)),
+        ];
+        let now = Timestamp::now();
+        store
+            .record_fetched(&FetchedPoll {
+                feed_id,
+                story: STORY,
+                feed_title: Some("Wire"),
+                validators: &Validators {
+                    etag: None,
+                    last_modified: None,
+                },
+                items: &items,
+                more_verdicts: &[],
+                now,
+                next_poll_at: now,
+                background_before: None,
+                interval: None,
+            })
+            .unwrap();
+    }
+    let (_, _, body) = send(&f.state, get("/")).await;
+    assert!(body.contains("Also reported by: Daily &lt;i&gt;"), "{body}");
+    assert!(
+        body.contains("Copy or rewrite of an earlier report; group: Wire &lt;b&gt;"),
+        "{body}"
+    );
+    assert!(!body.contains("Daily <i>"), "{body}");
+}
