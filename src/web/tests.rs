@@ -576,3 +576,36 @@ async fn list_shows_near_duplicate_groups_with_outlets_escaped() {
     );
     assert!(!body.contains("Daily <i>"), "{body}");
 }
+
+#[tokio::test]
+async fn story_page_shows_how_review_changed_the_profile() {
+    let f = fixture(None, Readiness::DatabaseOnly);
+    let seeds = crate::story::seeds::load_seed_files(crate::bundled::SEED_FILES).unwrap();
+    let profile = crate::story::Profile::build(seeds, &crate::story::Tuning::default()).unwrap();
+    let story = crate::pipeline::Story::new(STORY.into(), profile);
+    let state = WebState::new(
+        Arc::clone(&f.store),
+        StoryView::from_story(&story),
+        WebOptions {
+            listen: HOST.parse().unwrap(),
+            token: None,
+            timezone: jiff::tz::TimeZone::UTC,
+            readiness: Readiness::DatabaseOnly,
+        },
+    )
+    .unwrap();
+    let (_, _, body) = send(&state, get("/story")).await;
+    assert!(body.contains("How review changed the profile"), "{body}");
+    assert!(body.contains("No items marked yet"), "{body}");
+    f.store
+        .lock()
+        .unwrap()
+        .mark(2, Review::Irrelevant, Timestamp::now())
+        .unwrap();
+    let (_, _, body) = send(&state, get("/story")).await;
+    assert!(
+        body.contains("learned from 1 review (0 relevant, 1 irrelevant): −"),
+        "{body}"
+    );
+    assert!(body.contains("After review, top terms:"), "{body}");
+}
