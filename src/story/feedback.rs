@@ -516,3 +516,73 @@ mod tests {
         assert!(down.is_empty());
     }
 }
+
+#[cfg(test)]
+mod dev_experiment {
+    use super::*;
+    use crate::story::{Tuning, load_seeds, read_labels};
+
+    /// Two-fold check on a labelled set (`STORYWATCH_DEV_LABELS`): learn from one half's
+    /// marks (every detection marked as a reviewer would: relevant when labelled on topic,
+    /// irrelevant otherwise; missed on-topic items marked relevant), count detection errors on
+    /// the other half with and without what was learned.
+    #[test]
+    #[ignore = "needs STORYWATCH_DEV_LABELS pointing at a labelled JSON-lines file"]
+    fn learning_on_a_held_out_half() {
+        let Ok(path) = std::env::var("STORYWATCH_DEV_LABELS") else {
+            return;
+        };
+        let items = read_labels(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let seeds = load_seeds(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/seeds"
+        )))
+        .unwrap();
+        let p = Profile::build(seeds, &Tuning::default()).unwrap();
+        let on_topic = |g: u8| g == 2 || g == 3;
+        for fold in 0..2 {
+            let (train, test): (Vec<_>, Vec<_>) =
+                items.iter().enumerate().partition(|(i, _)| i % 2 == fold);
+            let mut marks = Vec::new();
+            for (_, it) in &train {
+                if it.grade == 1 {
+                    continue;
+                }
+                let v = p.classify(&it.input());
+                if v.verdict.is_detection() || on_topic(it.grade) {
+                    marks.push(MarkedText {
+                        title: &it.title,
+                        summary: &it.summary,
+                        content: "",
+                        relevant: on_topic(it.grade),
+                    });
+                }
+            }
+            let adj = learn(&p, &marks);
+            let learned = p.with_feedback(&adj);
+            let (mut before, mut after) = ((0, 0), (0, 0));
+            for (_, it) in &test {
+                if it.grade == 1 {
+                    continue;
+                }
+                let truth = on_topic(it.grade);
+                let b = p.classify(&it.input()).verdict.is_detection();
+                let a = adj
+                    .adjust(&learned, &it.input(), learned.classify(&it.input()))
+                    .verdict
+                    .is_detection();
+                if b != truth {
+                    if truth { before.0 += 1 } else { before.1 += 1 }
+                }
+                if a != truth {
+                    if truth { after.0 += 1 } else { after.1 += 1 }
+                }
+            }
+            eprintln!(
+                "fold {fold}: {} marks; misses/false alarms on the other half: {before:?} -> {after:?}; {}",
+                marks.len(),
+                adj.describe().unwrap_or_default()
+            );
+        }
+    }
+}
