@@ -857,6 +857,21 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             for why in &m.why {
                 writeln!(out, "  why:       {why}")?;
             }
+            // Its near-duplicate group, earliest report first.
+            let group = store.group_of(id)?;
+            if group.len() > 1 {
+                for member in &group {
+                    let marker = if member.id == id { "*" } else { " " };
+                    writeln!(
+                        out,
+                        "  group:    {marker}#{} {} · {} · {}",
+                        member.id,
+                        member.source.as_deref().unwrap_or("-"),
+                        member.time,
+                        member.title
+                    )?;
+                }
+            }
             if !m.summary.is_empty() {
                 writeln!(out, "\n{}", m.summary)?;
             }

@@ -109,6 +109,18 @@ fn a_rewrite_in_another_feed_is_one_digest_entry_also_reported_by() {
     );
     assert!(digest.contains("Also reported by Daily"), "{digest}");
     assert!(digest.contains("US charges Chinese firms"), "{digest}");
+    // `items show` lists the group, earliest report first.
+    let listed = run(dir.path(), &["items", "list", "--json"]);
+    let rewrite = listed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["title"] == "China, US agree to curb exports of fentanyl precursors")
+        .unwrap();
+    assert_eq!(rewrite["also_reported_by"], serde_json::json!(["Agency"]));
+    let shown = run(dir.path(), &["items", "show", &rewrite["id"].to_string()]);
+    let agency = shown.find("group:     #").expect(&shown);
+    let daily = shown.find("group:    *#").expect(&shown);
+    assert!(agency < daily, "{shown}");
 }
 
 /// A config following two stories: the bundled fentanyl story and the test fixture's Mexican
