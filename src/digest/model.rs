@@ -150,10 +150,11 @@ impl Digest {
         if input.matches.is_empty() && ctx.empty == EmptyDigest::Skip {
             return None;
         }
+        // A copy of a development an earlier digest already sent is not sent again.
         let follow_ups: Vec<&MatchRow> = input
             .matches
             .iter()
-            .filter(|m| m.verdict == VerdictKind::FollowUp)
+            .filter(|m| m.verdict == VerdictKind::FollowUp && !m.group_sent)
             .collect();
         let others: Vec<&MatchRow> = input
             .matches
@@ -485,6 +486,7 @@ pub(crate) mod tests {
             digest_id: None,
             group_id: None,
             also_reported_by: Vec::new(),
+            group_sent: false,
         }
     }
 

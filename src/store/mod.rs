@@ -245,6 +245,9 @@ pub struct MatchRow {
     pub group_id: Option<i64>,
     /// Outlets of the other items in its group, earliest first, without its own outlet.
     pub also_reported_by: Vec<String>,
+    /// Whether another report of its group was in an earlier digest for the same story: a copy
+    /// of a development already sent, which the digest does not send again.
+    pub group_sent: bool,
 }
 
 /// Filters for [`Store::list_matches`].
@@ -767,7 +770,10 @@ fn query_matches(
                         SELECT COALESCE(o.source, gf.title, gf.url) AS outlet
                         FROM items o JOIN feeds gf ON gf.id = o.feed_id
                         WHERE o.group_id = i.group_id AND o.id != i.id
-                        ORDER BY COALESCE(o.published_at, o.first_seen_at), o.id))
+                        ORDER BY COALESCE(o.published_at, o.first_seen_at), o.id)),
+                    EXISTS (SELECT 1 FROM items o JOIN matches om ON om.item_id = o.id
+                            WHERE o.group_id = i.group_id AND o.id != i.id
+                              AND om.story = m.story AND om.digest_id IS NOT NULL)
              FROM matches m JOIN items i ON i.id = m.item_id JOIN feeds f ON f.id = i.feed_id
              {tail}"
         );
@@ -791,6 +797,7 @@ fn query_matches(
                 row.get::<_, Option<i64>>(14)?,
                 row.get::<_, Option<i64>>(15)?,
                 row.get::<_, Option<String>>(16)?,
+                row.get::<_, bool>(17)?,
             ))
         })?;
         let mut out = Vec::new();
@@ -813,6 +820,7 @@ fn query_matches(
                 digest_id,
                 group_id,
                 others,
+                group_sent,
             ) = row?;
             let mut also_reported_by: Vec<String> = Vec::new();
             for outlet in others.as_deref().unwrap_or("").split('\u{1f}') {
@@ -842,6 +850,7 @@ fn query_matches(
                 digest_id,
                 group_id,
                 also_reported_by,
+                group_sent,
             });
         }
         Ok(out)

@@ -300,3 +300,55 @@ fn marks_teach_the_profile_shown_by_check_and_used_by_rescore() {
     let marked = run(dir.path(), &["items", "list", "--state", "irrelevant"]);
     assert!(marked.contains("US charges Chinese firms"), "{marked}");
 }
+
+#[test]
+fn a_copy_arriving_after_the_digest_is_not_sent_again() {
+    let (server, urls) = two_outlets();
+    // First only the agency has the story.
+    server.route(
+        "/daily.rss",
+        Response::ok("application/rss+xml", rss("Daily", &[])),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &urls, "");
+    run(dir.path(), &["poll", "--once"]);
+    run(dir.path(), &["digest", "--now"]);
+    // Then the daily's rewrite (and another development) arrive.
+    server.route(
+        "/daily.rss",
+        Response::ok(
+            "application/rss+xml",
+            rss(
+                "Daily",
+                &[
+                    (
+                        "d1",
+                        "China, US agree to curb exports of fentanyl precursors",
+                        "New controls on the precursor chemicals take effect in May after \
+                         talks with Washington, officials in Beijing said.",
+                        "Fri, 02 May 2025 10:30:00 GMT",
+                    ),
+                    (
+                        "d2",
+                        "US charges Chinese firms over fentanyl precursor sales",
+                        "Federal prosecutors unsealed indictments against two Chinese chemical \
+                         companies accused of shipping precursors to cartels.",
+                        "Sat, 03 May 2025 09:00:00 GMT",
+                    ),
+                ],
+            ),
+        ),
+    );
+    run(dir.path(), &["poll", "--once"]);
+    run(dir.path(), &["digest", "--now"]);
+    let digests = crate::support::digest_files(dir.path());
+    assert_eq!(digests.len(), 2);
+    // File names sort `…-2.md` before `….md`: find the second digest by its number.
+    let second = digests
+        .iter()
+        .find(|d| d.contains("<!-- storywatch digest 2 -->"))
+        .unwrap();
+    assert!(second.contains("1 new development"), "{second}");
+    assert!(second.contains("US charges Chinese firms"), "{second}");
+    assert!(!second.contains("agree to curb"), "{second}");
+}
