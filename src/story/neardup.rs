@@ -76,8 +76,8 @@ impl Signature {
     }
 
     /// How alike two items are, as a multiple of the near-duplicate threshold: the larger of
-    /// headline Jaccard over [`TITLE_JACCARD`] and headline-plus-summary containment over
-    /// [`BODY_CONTAINMENT`], each counted only with enough terms. 1.0 and above is one report;
+    /// headline Jaccard over its threshold (0.75) and headline-plus-summary containment over
+    /// its threshold (0.7), each counted only with enough terms. 1.0 and above is one report;
     /// the store groups an item with its most alike earlier item.
     pub fn likeness(&self, other: &Signature) -> f64 {
         let title = if self.title.len().min(other.title.len()) >= MIN_TITLE_TERMS {
