@@ -183,6 +183,9 @@ enum ItemsCommand {
         /// relevant, irrelevant, or unreviewed (undo).
         #[arg(value_enum)]
         state: ReviewArg,
+        /// Mark its match in this story only (default: in every story it matched).
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
     /// Full-text search over every stored item, matched or not (best first).
     Search {
@@ -876,9 +879,17 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                 writeln!(out, "\n{}", m.summary)?;
             }
         }
-        ItemsCommand::Mark { id, state } => {
-            if !store.mark(id, state.into(), Timestamp::now())? {
-                bail!("no matched item with id {id}; `storywatch items list` shows the ids");
+        ItemsCommand::Mark { id, state, story } => {
+            let marked = match &story {
+                Some(name) => store.mark_for_story(id, name, state.into(), Timestamp::now())?,
+                None => store.mark(id, state.into(), Timestamp::now())?,
+            };
+            if !marked {
+                let in_story = story.map_or(String::new(), |s| format!(" in story {s:?}"));
+                bail!(
+                    "no matched item with id {id}{in_story}; `storywatch items list` shows the \
+                     ids and their stories"
+                );
             }
             writeln!(out, "item {id} marked {}", Review::from(state).as_str())?;
         }

@@ -731,6 +731,29 @@ impl Store {
     /// unreviewed (undo) removes a match a reviewer added by hand, unless a digest carried it,
     /// so undo restores the state before the mark.
     pub fn mark(&mut self, item_id: i64, review: Review, now: Timestamp) -> Result<bool> {
+        self.mark_matches(item_id, None, review, now)
+    }
+
+    /// [`Store::mark`] for the item's match in one story only: with several stories, an item
+    /// can be a follow-up of one and a false alarm for another, and each story learns from its
+    /// own marks.
+    pub fn mark_for_story(
+        &mut self,
+        item_id: i64,
+        story: &str,
+        review: Review,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.mark_matches(item_id, Some(story), review, now)
+    }
+
+    fn mark_matches(
+        &mut self,
+        item_id: i64,
+        story: Option<&str>,
+        review: Review,
+        now: Timestamp,
+    ) -> Result<bool> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -738,13 +761,15 @@ impl Store {
         if review == Review::Unreviewed {
             changed += tx.execute(
                 "DELETE FROM matches
-                 WHERE item_id = ?1 AND origin = 'reviewer' AND digest_id IS NULL",
-                params![item_id],
+                 WHERE item_id = ?1 AND origin = 'reviewer' AND digest_id IS NULL
+                   AND (?2 IS NULL OR story = ?2)",
+                params![item_id, story],
             )?;
         }
         changed += tx.execute(
-            "UPDATE matches SET review = ?2, reviewed_at = ?3 WHERE item_id = ?1",
-            params![item_id, review.as_str(), to_secs(now)],
+            "UPDATE matches SET review = ?2, reviewed_at = ?3
+             WHERE item_id = ?1 AND (?4 IS NULL OR story = ?4)",
+            params![item_id, review.as_str(), to_secs(now), story],
         )?;
         tx.commit()?;
         Ok(changed > 0)
