@@ -545,7 +545,9 @@ mod tests {
             return;
         };
         let items = read_labels(&text).unwrap();
-        let report = evaluate(&profile(), &items);
+        let p = profile();
+        eprintln!("{}", p.summary());
+        let report = evaluate(&p, &items);
         eprintln!("{}", report.render(true));
         assert!(
             report.shipped.cost() < report.keyword.cost(),

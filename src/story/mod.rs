@@ -10,12 +10,15 @@
 //! by new action words; [`eval::evaluate`] measures all of it against labelled items in TDT
 //! terms (miss and false-alarm rates, normalised detection cost) beside two reference matchers.
 
+pub mod background;
 pub mod eval;
+pub mod facets;
 pub mod matcher;
 pub mod profile;
 pub mod seeds;
 pub mod text;
 
+pub use background::{Background, BackgroundError};
 pub use eval::{EvalReport, LabelledItem, evaluate, read_labels};
 pub use matcher::{MatchInput, Verdict, VerdictKind};
 pub use profile::{Profile, ProfileError, Tuning};
