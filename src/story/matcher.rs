@@ -1,33 +1,33 @@
 //! The matcher: (profile, item) → verdict. Pure: no I/O, no clock.
 //!
-//! An item is on topic when it touches both required facets of the story (drug control and
-//! China) and is close enough to the story as a whole. The score combines
+//! An item is on topic when it touches every required facet of the story (derived from the
+//! seeds: the topic facet, here the drug side, and the most informative country, China) and
+//! is close enough to the story as a whole. The score combines
 //!
-//! - the weaker of the two required facets (an item about fentanyl with no China side, or
-//!   about China with no drug side, is not the story however strong the other side is),
-//! - the supporting US facet (the story is bilateral), and
+//! - the weakest required facet (an item about fentanyl with no China side, or about China
+//!   with no drug side, is not the story however strong the other side is),
+//! - the supporting facets (the US: the story is bilateral), and
 //! - the cosine to the seed centroid (how much of the story's vocabulary it shares),
 //!
-//! into `required × (0.6 + 0.15 × US + 0.25 × similarity)` in [0, 1], with the shipped
-//! threshold at [`Profile::threshold`] (0.5). Generic drug words (`drug`, `smuggling`) alone
-//! cap the drug facet at 0.65, and `counternarcotics` counts fully only when the US side is in
-//! the item, so China's domestic drug news stays below the threshold. Items that touch both
-//! required facets but score below it are `related`; the rest are `off_topic`.
+//! into `required × (0.6 + 0.15 × supporting + 0.25 × similarity)` in [0, 1], with the shipped
+//! threshold at [`Profile::threshold`] (0.5). Weak topic words alone reach at most 0.65, so a
+//! pile of loose words stays below one specific word. Items that touch every required facet
+//! but score below the threshold are `related`; the rest are `off_topic`.
 //!
 //! On-topic items are then split by time and novelty:
 //!
 //! - within 3 days of a baseline article's date, or of an earlier event the seeds recount
-//!   (the November 2023 summit): a re-report, unless it brings at least two new action words;
-//! - 1–10 days after one: a re-report only when it brings no new action word and is close to
+//!   (the November 2023 summit): a re-report of that event;
+//! - 1–10 days after one: a re-report only when it brings no development word and is close to
 //!   the article (a late recap);
 //! - before every event the story knows: a re-report (old news for this story);
 //! - later: a follow-up, unless it is nearly the same text as a baseline article with nothing
 //!   new;
-//! - undated: a re-report when it brings no new action word and is close to a baseline
+//! - undated: a re-report when it brings no development word and is close to a baseline
 //!   article, else a follow-up.
 //!
-//! "New action words" are words of courts, governments and trade (tariff, indictment,
-//! sentenced, controls, white paper…) that the nearest baseline article does not use.
+//! "Development words" are derived, not listed: item words no seed uses that are content words
+//! in the background, and numbers the seeds do not mention (see `Profile::new_actions`).
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -235,7 +235,7 @@ impl Profile {
     /// Classifies one item.
     ///
     /// `why` explains the verdict in order: the item's words that weigh most in the story
-    /// (`terms: …`), which facets it hits (`facets: drug ✓ China ✓ US ✗`), the score, for
+    /// (`terms: …`), which facets it hits (`facets: fentanyl ✓ China ✓ US ✗`), the score, for
     /// on-topic items the new actions and names (`new: tariff, Busan`), then the nearest
     /// baseline article (`nearest: AFP 2024-01-29`) and the timing that decided between
     /// follow-up and re-report.
@@ -517,7 +517,7 @@ impl Profile {
         format!("terms: {}", shown.join(", "))
     }
 
-    /// `facets: drug ✓ China ✗ US ✓` line.
+    /// `facets: fentanyl ✓ China ✗ US ✓` line.
     fn explain_facets(&self, sig: &Signals) -> String {
         let mut out = String::from("facets:");
         for (f, &s) in self.facets.iter().zip(&sig.facet) {

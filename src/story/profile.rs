@@ -3,28 +3,24 @@
 //! A profile has three parts, all computed once in [`Profile::build`]:
 //!
 //! - a **centroid**: log-tf term vectors of the baseline articles, syndicated copies counted
-//!   once, averaged, and weighted by how many *independent* reports use each term (a term every
-//!   report uses is the story's core; one report's colour is not). There is no background
-//!   stream yet, so this spread across independent reports stands in for idf, with a stopword
-//!   list removing function words.
-//! - **facets**: the sides of the story an item must touch. Each facet is a class lexicon of
-//!   general domain knowledge (drug-control words; China's names, leaders and major places; the
-//!   US government) intersected with the seeds: lexicon words the seeds use get full weight
-//!   scaled by their spread over the reports, lexicon words the seeds do not use enter at a
-//!   reduced weight, and names the seeds introduce as Chinese (`Chinese Foreign Minister Wang
-//!   Yi`) or American join the matching facet. Drug and China are required; US is supporting.
+//!   once, averaged, and weighted by the background idf (see [`super::background`]) and by how
+//!   many *independent* reports use each term (a term every report uses is the story's core;
+//!   one report's colour is not).
+//! - **facets**: the sides of the story an item must touch, derived from the seeds by
+//!   [`super::facets::derive`]: a topic facet from the seeds' rare common words (the drug side
+//!   here) and country facets from their named entities and a generic gazetteer (China
+//!   required, the US supporting). No word list of this story is written in the code.
 //! - the baseline articles' own vectors and dates, for the nearest baseline and for novelty
 //!   (follow-up versus re-report).
 //!
 //! Everything the matcher needs per term (centroid weight, facet weights, per-baseline
-//! weights, whether it is an action word) is folded into one index at the end of the build,
-//! so classifying an item costs one hash lookup per distinct term.
+//! weights) is folded into one index at the end of the build, so classifying an item costs one
+//! hash lookup per distinct term.
 //!
-//! Tuning: `add_terms` join the centroid at the weight of the story's strongest term (they
-//! raise similarity; a facet lexicon word also gets its full facet weight, as if every seed
-//! used it, but an add term does not join a facet it is not a lexicon word of); `boost_terms` multiply a term's centroid and facet
-//! weights (facet weights capped at 1); `exclude_terms` are removed everywhere and ignored in
-//! items.
+//! Tuning: `add_terms` join the centroid at the weight of the story's strongest term; a place
+//! joins its country's facet, any other word the topic facet at its background rarity.
+//! `boost_terms` multiply a term's centroid and facet weights (facet weights capped at 1);
+//! `exclude_terms` are removed everywhere and ignored in items.
 
 use std::collections::{HashMap, HashSet};
 
@@ -92,7 +88,7 @@ pub struct Facet {
     pub required: bool,
     /// Term (analysed stem) → weight in (0, 1].
     pub terms: HashMap<String, f64>,
-    /// Terms that alone say little about this story (`drug`, `smuggling`): evidence from
+    /// Terms that alone say little about this story (loose topic words): evidence from
     /// these only is capped at [`Facet::weak_cap`], so a pile of generic words cannot add up to
     /// one specific word such as `fentanyl`.
     pub weak: HashSet<String>,
@@ -139,7 +135,8 @@ struct BaselineModel {
 pub struct Profile {
     /// The baseline articles the profile was built from, in id order.
     pub baselines: Vec<BaselineArticle>,
-    /// The facets, drug and China first (required), then US (supporting).
+    /// The facets derived from the seeds: the topic facet first, then the countries (the
+    /// required ones before the supporting ones); see [`super::facets`].
     pub facets: Vec<Facet>,
     /// Score at and above which an item is on topic (`follow_up` or `re_report`).
     pub threshold: f64,
