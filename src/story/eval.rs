@@ -545,7 +545,9 @@ mod tests {
             return;
         };
         let items = read_labels(&text).unwrap();
-        let report = evaluate(&profile(), &items);
+        let p = profile();
+        eprintln!("{}", p.summary());
+        let report = evaluate(&p, &items);
         eprintln!("{}", report.render(true));
         assert!(
             report.shipped.cost() < report.keyword.cost(),
@@ -561,5 +563,63 @@ mod tests {
         );
         let (k, n) = report.kind_accuracy;
         assert!(n > 0 && ratio(k, n) >= 0.8, "kind accuracy {k}/{n}");
+    }
+
+    /// Generalisation figures for BENCHMARKS.md: the dev set split in halves by position (odd
+    /// and even lines; nothing in the matcher was fitted on either), and variants of every
+    /// item: headline only, no date, ALL-CAPS headline. Prints; asserts only sanity.
+    #[test]
+    fn generalisation_figures() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/eval/dev.jsonl");
+        let Ok(text) = std::fs::read_to_string(path) else {
+            eprintln!("skipping: {path} not found");
+            return;
+        };
+        let items = read_labels(&text).unwrap();
+        let p = profile();
+        let line = |name: &str, items: &[LabelledItem]| {
+            let r = evaluate(&p, items);
+            let (k, n) = r.kind_accuracy;
+            eprintln!(
+                "{name:<22} n={:<3} cost {:.3}  F1 {:.3}  P_miss {:.3}  P_fa {:.3}  kind {k}/{n}  (keyword cost {:.3})",
+                items.len(),
+                r.shipped.cost(),
+                r.shipped.f1(),
+                r.shipped.p_miss(),
+                r.shipped.p_fa(),
+                r.keyword.cost(),
+            );
+            r
+        };
+        let all = line("dev (all)", &items);
+        let odd: Vec<LabelledItem> = items.iter().step_by(2).cloned().collect();
+        let even: Vec<LabelledItem> = items.iter().skip(1).step_by(2).cloned().collect();
+        line("half A (odd lines)", &odd);
+        line("half B (even lines)", &even);
+        let headline: Vec<LabelledItem> = items
+            .iter()
+            .map(|i| LabelledItem {
+                summary: String::new(),
+                ..i.clone()
+            })
+            .collect();
+        line("headline only", &headline);
+        let undated: Vec<LabelledItem> = items
+            .iter()
+            .map(|i| LabelledItem {
+                published: None,
+                ..i.clone()
+            })
+            .collect();
+        line("no date", &undated);
+        let caps: Vec<LabelledItem> = items
+            .iter()
+            .map(|i| LabelledItem {
+                title: i.title.to_uppercase(),
+                ..i.clone()
+            })
+            .collect();
+        line("ALL-CAPS headline", &caps);
+        assert!(all.shipped.f1() > 0.0);
     }
 }

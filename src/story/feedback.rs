@@ -317,9 +317,7 @@ impl Profile {
                 centroid: w,
                 facet: vec![0.0; nf].into(),
                 weak: vec![false; nf].into(),
-                bilateral: vec![false; nf].into(),
                 baseline: vec![0.0; nb].into(),
-                action: false,
             });
         }
         p
@@ -425,12 +423,16 @@ mod tests {
         for &(t, s) in FALSE_POSITIVES.iter().chain([&SIMILAR]) {
             let before = score(&p, &none, t, s);
             let after = score(&p, &adj, t, s);
-            assert!(
-                after.score < before.score - 0.05,
-                "{t}: {} -> {}",
-                before.score,
-                after.score
-            );
+            // Lower when there was a score to lose, and never on topic any more.
+            assert!(after.score <= before.score, "{t}");
+            if before.score > 0.0 {
+                assert!(
+                    after.score < before.score - 0.05,
+                    "{t}: {} -> {}",
+                    before.score,
+                    after.score
+                );
+            }
             assert!(!after.verdict.is_detection(), "{t}: {after:?}");
         }
         for &(t, s) in CONFIRMED {

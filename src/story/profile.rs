@@ -3,33 +3,33 @@
 //! A profile has three parts, all computed once in [`Profile::build`]:
 //!
 //! - a **centroid**: log-tf term vectors of the baseline articles, syndicated copies counted
-//!   once, averaged, and weighted by how many *independent* reports use each term (a term every
-//!   report uses is the story's core; one report's colour is not). There is no background
-//!   stream yet, so this spread across independent reports stands in for idf, with a stopword
-//!   list removing function words.
-//! - **facets**: the sides of the story an item must touch. Each facet is a class lexicon of
-//!   general domain knowledge (drug-control words; China's names, leaders and major places; the
-//!   US government) intersected with the seeds: lexicon words the seeds use get full weight
-//!   scaled by their spread over the reports, lexicon words the seeds do not use enter at a
-//!   reduced weight, and names the seeds introduce as Chinese (`Chinese Foreign Minister Wang
-//!   Yi`) or American join the matching facet. Drug and China are required; US is supporting.
+//!   once, averaged, and weighted by the background idf (see [`super::background`]) and by how
+//!   many *independent* reports use each term (a term every report uses is the story's core;
+//!   one report's colour is not).
+//! - **facets**: the sides of the story an item must touch, derived from the seeds by
+//!   [`super::facets::derive`]: a topic facet from the seeds' rare common words (the drug side
+//!   here) and country facets from their named entities and a generic gazetteer (China
+//!   required, the US supporting). No word list of this story is written in the code.
 //! - the baseline articles' own vectors and dates, for the nearest baseline and for novelty
 //!   (follow-up versus re-report).
 //!
 //! Everything the matcher needs per term (centroid weight, facet weights, per-baseline
-//! weights, whether it is an action word) is folded into one index at the end of the build,
-//! so classifying an item costs one hash lookup per distinct term.
+//! weights) is folded into one index at the end of the build, so classifying an item costs one
+//! hash lookup per distinct term.
 //!
-//! Tuning: `add_terms` join the centroid at the weight of the story's strongest term (they
-//! raise similarity; a facet lexicon word also gets its full facet weight, as if every seed
-//! used it, but an add term does not join a facet it is not a lexicon word of); `boost_terms` multiply a term's centroid and facet
-//! weights (facet weights capped at 1); `exclude_terms` are removed everywhere and ignored in
-//! items.
+//! Tuning: `add_terms` join the centroid at the weight of the story's strongest term; a place
+//! joins its country's facet, any other word the topic facet at its background rarity.
+//! `boost_terms` multiply a term's centroid and facet weights (facet weights capped at 1);
+//! `exclude_terms` are removed everywhere and ignored in items.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use super::background::Background;
+use super::facets::{self, SeedStats};
 use super::seeds::BaselineArticle;
 use super::text::{self, FnvBuild};
 
@@ -78,176 +78,35 @@ pub enum ProfileError {
     },
 }
 
-/// The class of a facet lexicon entry.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Source {
-    /// Class lexicon word: weight scaled by the word's spread over the seeds.
-    Lexicon,
-    /// Gazetteer place name: fixed weight (seeds rarely name provincial cities).
-    Place,
-}
-
-/// Drug-control side of the story (general vocabulary; weights say how specific a word is).
-/// Words below [`STRONG_TIER`] are weak: drug news in general, not this story's drugs.
-const DRUG_LEXICON: &[(&str, f64)] = &[
-    ("fentanyl", 1.0),
-    ("counternarcotics", 0.95),
-    ("precursor", 0.85),
-    ("opioid", 0.8),
-    ("narcotics", 0.6),
-    ("drug", 0.5),
-    ("nitazenes", 0.5),
-    ("heroin", 0.4),
-    ("methamphetamine", 0.4),
-    ("overdose", 0.4),
-    ("trafficking", 0.35),
-    ("trafficker", 0.35),
-    ("cartel", 0.3),
-    ("smuggling", 0.3),
-    ("smuggler", 0.3),
-    ("chemicals", 0.3),
-    ("synthetic", 0.3),
-    ("pill", 0.25),
-];
-
-/// Lexicon weight from which a word is specific to the story rather than generic.
-const STRONG_TIER: f64 = 0.7;
-/// Strength cap for generic drug words alone (see [`Facet::weak`]).
-const WEAK_DRUG_CAP: f64 = 0.65;
-
-/// China side: the country, its capital and leader, and a gazetteer of major places
-/// (provinces and large cities, where chemical firms in court and trade reports are located).
-const CHINA_LEXICON: &[(&str, f64, Source)] = &[
-    ("china", 1.0, Source::Lexicon),
-    ("chinese", 1.0, Source::Lexicon),
-    ("beijing", 1.0, Source::Lexicon),
-    ("prc", 0.9, Source::Lexicon),
-    ("xi", 0.85, Source::Lexicon),
-    ("jinping", 0.85, Source::Lexicon),
-    ("sino", 0.8, Source::Lexicon),
-    ("xinhua", 0.6, Source::Lexicon),
-    ("wuhan", 0.55, Source::Place),
-    ("hubei", 0.55, Source::Place),
-    ("shanghai", 0.55, Source::Place),
-    ("guangzhou", 0.55, Source::Place),
-    ("guangdong", 0.55, Source::Place),
-    ("shenzhen", 0.55, Source::Place),
-    ("hebei", 0.55, Source::Place),
-    ("henan", 0.55, Source::Place),
-    ("hunan", 0.55, Source::Place),
-    ("shandong", 0.55, Source::Place),
-    ("zhejiang", 0.55, Source::Place),
-    ("jiangsu", 0.55, Source::Place),
-    ("fujian", 0.55, Source::Place),
-    ("sichuan", 0.55, Source::Place),
-    ("chongqing", 0.55, Source::Place),
-    ("tianjin", 0.55, Source::Place),
-    ("hangzhou", 0.55, Source::Place),
-    ("nanjing", 0.55, Source::Place),
-    ("xiamen", 0.55, Source::Place),
-    ("hong", 0.55, Source::Place),
-    ("macau", 0.55, Source::Place),
-];
-
-/// US side: the country and its federal institutions.
-const US_LEXICON: &[(&str, f64)] = &[
-    // Upper case: lower-case "us" is the pronoun (see `text`).
-    ("US", 1.0),
-    ("american", 0.9),
-    ("america", 0.9),
-    ("washington", 0.9),
-    ("biden", 0.85),
-    ("trump", 0.85),
-    ("dea", 0.8),
-    ("fbi", 0.8),
-    ("ustr", 0.8),
-    ("ondcp", 0.8),
-    ("homeland", 0.6),
-    ("treasury", 0.6),
-    ("congress", 0.6),
-    ("federal", 0.5),
-    ("prosecutors", 0.5),
-    ("manhattan", 0.5),
-    ("justice", 0.4),
-];
-
-/// Words that mark a development rather than a report of a known event: actions of courts,
-/// governments and trade. Novel when the nearest baseline article does not use them.
-const ACTION_WORDS: &[&str] = &[
-    "tariff",
-    "tariffs",
-    "indict",
-    "indictment",
-    "indicted",
-    "charges",
-    "charged",
-    "sentenced",
-    "convicted",
-    "guilty",
-    "trial",
-    "arrested",
-    "extradited",
-    "sanctions",
-    "sanctioned",
-    "blacklist",
-    "scheduling",
-    "scheduled",
-    "controls",
-    "licences",
-    "licenses",
-    "permits",
-    "ban",
-    "banned",
-    "seized",
-    "paper",
-    "retaliates",
-    "retaliation",
-    "lifts",
-    "cuts",
-    "raises",
-    "petition",
-    "probe",
-    "visit",
-];
-
 /// One side of the story that an item must (or may) touch.
 #[derive(Debug, Clone)]
 pub struct Facet {
-    /// Short name shown in explanations (`drug`, `China`, `US`).
-    pub name: &'static str,
+    /// Short name shown in explanations: the topic facet's anchor word (`fentanyl`) or the
+    /// country (`China`, `US`).
+    pub name: String,
     /// Whether an item must hit this facet to be on topic.
     pub required: bool,
     /// Term (analysed stem) → weight in (0, 1].
     pub terms: HashMap<String, f64>,
-    /// Terms that alone say little about this story (`drug`, `smuggling`): evidence from
+    /// Terms that alone say little about this story (loose topic words): evidence from
     /// these only is capped at [`Facet::weak_cap`], so a pile of generic words cannot add up to
     /// one specific word such as `fentanyl`.
     pub weak: HashSet<String>,
     /// Highest strength reachable from weak terms only.
     pub weak_cap: f64,
-    /// Terms that are strong only when the item also hits a supporting facet, and weak
-    /// otherwise: `counternarcotics` is this story when the US is in the item, and China's
-    /// domestic drug policing when it is not.
-    pub bilateral: HashSet<String>,
 }
 
 impl Facet {
     /// Noisy-OR strength of the facet over a set of distinct terms, 1 − Π(1 − w), with
-    /// evidence from weak terms alone capped at [`Facet::weak_cap`]. `supported` says whether
-    /// the item hits a supporting facet (which makes [`Facet::bilateral`] terms strong).
-    pub fn strength<'a>(
-        &self,
-        terms: impl IntoIterator<Item = &'a str>,
-        supported: bool,
-    ) -> (f64, Vec<&'a str>) {
+    /// evidence from weak terms alone capped at [`Facet::weak_cap`].
+    pub fn strength<'a>(&self, terms: impl IntoIterator<Item = &'a str>) -> (f64, Vec<&'a str>) {
         let mut weak_miss = 1.0;
         let mut strong_miss = 1.0;
         let mut hits = Vec::new();
         for t in terms {
             if let Some(&w) = self.terms.get(t) {
                 let keep = 1.0 - w.min(0.97);
-                let weak = self.weak.contains(t) || (!supported && self.bilateral.contains(t));
-                if weak {
+                if self.weak.contains(t) {
                     weak_miss *= keep;
                 } else {
                     strong_miss *= keep;
@@ -256,24 +115,6 @@ impl Facet {
             }
         }
         (combine(strong_miss, weak_miss, self.weak_cap), hits)
-    }
-}
-
-/// The class-lexicon tier of a term in facet `facet` (0 drug, 1 China, 2 US), for lexicon
-/// words whose weight scales with their spread over the seeds (not places or names).
-fn lexicon_tier(facet: usize, term: &str) -> Option<f64> {
-    let matches = |w: &str| term_of(w).is_some_and(|t| t == term);
-    match facet {
-        0 => DRUG_LEXICON
-            .iter()
-            .find(|(w, _)| matches(w))
-            .map(|(_, t)| *t),
-        1 => CHINA_LEXICON
-            .iter()
-            .find(|(w, _, s)| *s == Source::Lexicon && matches(w))
-            .map(|(_, t, _)| *t),
-        2 => US_LEXICON.iter().find(|(w, _)| matches(w)).map(|(_, t)| *t),
-        _ => None,
     }
 }
 
@@ -294,7 +135,8 @@ struct BaselineModel {
 pub struct Profile {
     /// The baseline articles the profile was built from, in id order.
     pub baselines: Vec<BaselineArticle>,
-    /// The facets, drug and China first (required), then US (supporting).
+    /// The facets derived from the seeds: the topic facet first, then the countries (the
+    /// required ones before the supporting ones); see [`super::facets`].
     pub facets: Vec<Facet>,
     /// Score at and above which an item is on topic (`follow_up` or `re_report`).
     pub threshold: f64,
@@ -318,6 +160,9 @@ pub struct Profile {
     pub(crate) excluded: HashSet<String>,
     /// Everything the matcher needs to know about a term, in one lookup (see [`TermInfo`]).
     pub(crate) index: HashMap<String, TermInfo, FnvBuild>,
+    /// Background statistics (idf) the profile was weighed against; the matcher reads them
+    /// for novelty.
+    pub(crate) background: Arc<Background>,
 }
 
 /// What the profile knows about one term, gathered at build time so that matching costs one
@@ -330,12 +175,8 @@ pub(crate) struct TermInfo {
     pub facet: Box<[f64]>,
     /// Whether the term is a weak member of each facet.
     pub weak: Box<[bool]>,
-    /// Whether the term is a bilateral member of each facet (see [`Facet::bilateral`]).
-    pub bilateral: Box<[bool]>,
     /// Weight in each baseline article's unit vector (0 when absent), in baseline order.
     pub baseline: Box<[f64]>,
-    /// Whether the term is an action word (see `ACTION_WORDS`).
-    pub action: bool,
 }
 
 /// An earlier event the baseline articles recount (e.g. the summit that set up the talks they
@@ -515,40 +356,24 @@ fn containment(a: &HashSet<[String; 3]>, b: &HashSet<[String; 3]>) -> f64 {
     a.intersection(b).count() as f64 / small as f64
 }
 
-/// Names the seeds introduce with a nationality: `Chinese President Xi Jinping` → `xi`,
-/// `jinping`; `US National Security Advisor Jake Sullivan` → `jake`, `sullivan`.
-///
-/// The name is the last two words of a capitalised run that starts with the nationality and
-/// has a title in between; returns (China names, US names) as analysed terms.
-fn introduced_names(text_: &str) -> (Vec<String>, Vec<String>) {
-    let mut china = Vec::new();
-    let mut us = Vec::new();
-    for run in text::entities(text_) {
-        let words: Vec<&str> = run.split_whitespace().collect();
-        if words.len() < 3 {
-            continue;
-        }
-        let first = words[0].trim_end_matches(['’', '\'', 's']).to_lowercase();
-        let target = match first.as_str() {
-            "chinese" | "china" => &mut china,
-            "us" | "u.s" | "u.s." | "american" => &mut us,
-            _ => continue,
-        };
-        for w in &words[words.len() - 2..] {
-            target.extend(term_of(w));
-        }
-    }
-    (china, us)
-}
-
 impl Profile {
     /// Builds the profile from the baseline articles and the user's tuning.
     ///
     /// Pure and cheap (a few milliseconds for a handful of articles). Fails when there are no
     /// baselines or a tuning entry is unusable, with a message saying how to fix the config.
     pub fn build(
+        baselines: Vec<BaselineArticle>,
+        tuning: &Tuning,
+    ) -> Result<Profile, ProfileError> {
+        Profile::build_with_background(baselines, tuning, Background::shared())
+    }
+
+    /// [`Profile::build`] against given background statistics (e.g. the shipped table merged
+    /// with document frequencies the daemon has observed).
+    pub fn build_with_background(
         mut baselines: Vec<BaselineArticle>,
         tuning: &Tuning,
+        background: Arc<Background>,
     ) -> Result<Profile, ProfileError> {
         if baselines.is_empty() {
             return Err(ProfileError::NoSeeds);
@@ -595,8 +420,10 @@ impl Profile {
         let mut models = Vec::with_capacity(baselines.len());
         let mut group_terms: Vec<HashSet<String>> = vec![HashSet::new(); n_groups];
         let mut known_names = HashSet::new();
-        let mut china_names = Vec::new();
-        let mut us_names = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut sentences: Vec<HashSet<String>> = Vec::new();
+        // Term → (occurrences inside a mid-sentence capitalised run, all occurrences).
+        let mut case: HashMap<String, (usize, usize)> = HashMap::new();
         // Term → a readable form (the first way a seed wrote it), for summaries.
         let mut display: HashMap<String, String> = HashMap::new();
         for (i, b) in baselines.iter().enumerate() {
@@ -607,6 +434,26 @@ impl Profile {
                     let surface = &analysed.text[tok.span.clone()];
                     display.insert(tok.term.clone(), surface.to_lowercase());
                 }
+                case.entry(tok.term.clone()).or_default().1 += 1;
+            }
+            for run in analysed.name_runs() {
+                for tok in &analysed.tokens[run] {
+                    case.entry(tok.term.clone()).or_default().0 += 1;
+                }
+            }
+            // Sentences, for co-occurrence: split where a sentence ends.
+            let mut sentence = HashSet::new();
+            let mut last = 0;
+            for tok in &analysed.tokens {
+                let gap = &analysed.text[last.min(tok.span.start)..tok.span.start];
+                if gap.contains(['.', '!', '?', '\n']) && !sentence.is_empty() {
+                    sentences.push(std::mem::take(&mut sentence));
+                }
+                sentence.insert(tok.term.clone());
+                last = tok.span.end;
+            }
+            if !sentence.is_empty() {
+                sentences.push(sentence);
             }
             let terms: Vec<String> = analysed.tokens.into_iter().map(|t| t.term).collect();
             group_terms[group_of[i]].extend(terms.iter().cloned());
@@ -614,10 +461,8 @@ impl Profile {
                 for w in name.split_whitespace() {
                     known_names.extend(term_of(w));
                 }
+                names.push(name);
             }
-            let (c, u) = introduced_names(&b.text);
-            china_names.extend(c);
-            us_names.extend(u);
             models.push(BaselineModel {
                 vector: log_tf(&terms),
             });
@@ -626,6 +471,8 @@ impl Profile {
             group_terms.iter().filter(|g| g.contains(t)).count() as f64 / n_groups as f64
         };
 
+        // Centroid: tf-idf, with the idf from the background and the spread over independent
+        // reports (a term every report uses is the story's core; one report's colour is not).
         let mut centroid: HashMap<String, f64> = HashMap::new();
         let mut group_size = vec![0usize; n_groups];
         for &g in &group_of {
@@ -639,79 +486,20 @@ impl Profile {
             }
         }
         for (t, w) in centroid.iter_mut() {
-            *w *= spread(t);
+            *w *= spread(t) * background.idf(t);
         }
         let seed_vocabulary: HashSet<String> = group_terms.iter().flatten().cloned().collect();
 
-        // Facets: lexicon ∩ seeds at full weight (× spread), others reduced.
-        let lexicon_weight = |t: &str, tier: f64| tier * (0.6 + 0.4 * spread(t));
-        let mut drug = HashMap::new();
-        let mut weak_drug = HashSet::new();
-        for &(w, tier) in DRUG_LEXICON {
-            if let Some(t) = term_of(w) {
-                if tier < STRONG_TIER {
-                    weak_drug.insert(t.clone());
-                }
-                drug.insert(t.clone(), lexicon_weight(&t, tier));
-            }
-        }
-        let mut china = HashMap::new();
-        for &(w, tier, source) in CHINA_LEXICON {
-            if let Some(t) = term_of(w) {
-                let weight = match source {
-                    Source::Lexicon => lexicon_weight(&t, tier),
-                    Source::Place => tier,
-                };
-                china.insert(t, weight);
-            }
-        }
-        for t in china_names {
-            let w = lexicon_weight(&t, 0.8);
-            china.entry(t).or_insert(w);
-        }
-        let mut us = HashMap::new();
-        for &(w, tier) in US_LEXICON {
-            if let Some(t) = term_of(w) {
-                us.insert(t.clone(), lexicon_weight(&t, tier));
-            }
-        }
-        us.insert(
-            text::WHITE_HOUSE.to_string(),
-            lexicon_weight(text::WHITE_HOUSE, 0.85),
+        let mut facets = facets::derive(
+            &SeedStats {
+                group_terms: &group_terms,
+                sentences: &sentences,
+                case: &case,
+                display: &display,
+                names: &names,
+            },
+            &background,
         );
-        for t in us_names {
-            let w = lexicon_weight(&t, 0.7);
-            us.entry(t).or_insert(w);
-        }
-        let mut facets = vec![
-            Facet {
-                name: "drug",
-                required: true,
-                terms: drug,
-                weak: weak_drug,
-                weak_cap: WEAK_DRUG_CAP,
-                bilateral: ["counternarcotics"]
-                    .iter()
-                    .filter_map(|w| term_of(w))
-                    .collect(),
-            },
-            Facet {
-                name: "China",
-                required: true,
-                terms: china,
-                weak: HashSet::new(),
-                weak_cap: 1.0,
-                bilateral: HashSet::new(),
-            },
-            Facet {
-                name: "US",
-                required: false,
-                terms: us,
-                weak: HashSet::new(),
-                weak_cap: 1.0,
-                bilateral: HashSet::new(),
-            },
-        ];
 
         // Tuning.
         let max_weight = centroid.values().cloned().fold(0.0, f64::max);
@@ -724,11 +512,28 @@ impl Profile {
                 });
             }
             for t in ts {
-                // "As if the seeds used it prominently": full spread for lexicon members too.
-                for (fi, f) in facets.iter_mut().enumerate() {
-                    if let (Some(w), Some(tier)) = (f.terms.get_mut(&t), lexicon_tier(fi, &t)) {
-                        *w = w.max(tier);
+                // A place joins its country's facet; any other word joins the topic facet at
+                // its background rarity, as if every seed used it.
+                let country = facets::places(&t).first().map(|p| p.iso);
+                let target = facets.iter().position(|f| {
+                    country.is_some_and(|iso| {
+                        f.terms
+                            .keys()
+                            .any(|k| facets::places(k).iter().any(|p| p.iso == iso))
+                    })
+                });
+                let fi = target.or_else(|| (!facets.is_empty() && country.is_none()).then_some(0));
+                if let Some(f) = fi.and_then(|i| facets.get_mut(i)) {
+                    let w = if country.is_some() {
+                        1.0
+                    } else {
+                        background.rarity(&t)
+                    };
+                    if w >= facets::STRONG_WEIGHT {
+                        f.weak.remove(&t);
                     }
+                    let e = f.terms.entry(t.clone()).or_insert(0.0);
+                    *e = e.max(w);
                 }
                 centroid.insert(t, max_weight);
             }
@@ -777,28 +582,18 @@ impl Profile {
         }
         normalize_vector(&mut centroid);
 
-        for word in DRUG_LEXICON
-            .iter()
-            .map(|(w, _)| *w)
-            .chain(CHINA_LEXICON.iter().map(|(w, _, _)| *w))
-            .chain(US_LEXICON.iter().map(|(w, _)| *w))
-            .chain(tuning.add_terms.iter().map(String::as_str))
-        {
+        for word in &tuning.add_terms {
             if let Some(t) = term_of(word) {
                 display.entry(t).or_insert_with(|| word.to_lowercase());
             }
         }
-        let action_terms: HashSet<String> =
-            ACTION_WORDS.iter().filter_map(|w| term_of(w)).collect();
 
         let mut index: HashMap<String, TermInfo, FnvBuild> = HashMap::default();
         let blank = || TermInfo {
             centroid: 0.0,
             facet: vec![0.0; facets.len()].into(),
             weak: vec![false; facets.len()].into(),
-            bilateral: vec![false; facets.len()].into(),
             baseline: vec![0.0; models.len()].into(),
-            action: false,
         };
         for (t, &w) in &centroid {
             index.entry(t.clone()).or_insert_with(blank).centroid = w;
@@ -808,7 +603,6 @@ impl Profile {
                 let info = index.entry(t.clone()).or_insert_with(blank);
                 info.facet[fi] = w;
                 info.weak[fi] = f.weak.contains(t);
-                info.bilateral[fi] = f.bilateral.contains(t);
             }
         }
         for (bi, m) in models.iter().enumerate() {
@@ -816,11 +610,6 @@ impl Profile {
                 if !excluded.contains(t) {
                     index.entry(t.clone()).or_insert_with(blank).baseline[bi] = w;
                 }
-            }
-        }
-        for t in &action_terms {
-            if !excluded.contains(t) {
-                index.entry(t.clone()).or_insert_with(blank).action = true;
             }
         }
 
@@ -845,6 +634,7 @@ impl Profile {
             display,
             earliest,
             latest,
+            background,
         })
     }
 
@@ -970,30 +760,31 @@ mod tests {
     }
 
     #[test]
-    fn facets_come_from_lexicon_and_seeds() {
+    fn facets_are_derived_from_the_seeds() {
         let p = Profile::build(seeds(), &Tuning::default()).unwrap();
-        let drug = &p.facets[0];
-        let china = &p.facets[1];
-        assert_eq!((drug.name, china.name), ("drug", "China"));
-        assert!(drug.terms["fentanyl"] > 0.9);
-        assert!(drug.terms["precursor"] > drug.terms["drug"]);
-        // Names the seeds introduce as Chinese join the China facet.
-        assert!(china.terms.contains_key("wang"));
-        assert!(china.terms["china"] > china.terms["wuhan"]);
-        // A lexicon word the seeds never use weighs less than one they all use.
-        assert!(drug.terms["heroin"] < 0.5);
-        let (s, hits) = drug.strength(["fentanyl", "talk"], false);
+        let names: Vec<&str> = p.facets.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["fentanyl", "China", "US"], "{}", p.summary());
+        let (topic, china, us) = (&p.facets[0], &p.facets[1], &p.facets[2]);
+        assert!(topic.required && china.required && !us.required);
+        // The drug side emerges from the seeds' vocabulary weighed by background rarity.
+        assert!(topic.terms["fentanyl"] > 0.9);
+        assert!(topic.terms["precursor"] > 0.5, "{:?}", topic.terms);
+        assert!(topic.terms.contains_key("opioid"));
+        // Common or diplomatic words do not make the topic facet.
+        for common in ["offici", "talk", "meet", "us", "china"] {
+            assert!(!topic.terms.contains_key(common), "{common}");
+        }
+        // The China side: the country, its capital, its demonym, the names seeds introduce.
+        for t in ["china", "beij", "chines", "wang", "xi"] {
+            assert!(china.terms.contains_key(t), "{t}: {:?}", china.terms);
+        }
+        assert!(us.terms.contains_key("us") && us.terms.contains_key("washington"));
+        let (s, hits) = topic.strength(["fentanyl", "talk"]);
         assert!(s > 0.9 && hits == ["fentanyl"]);
-        // Generic drug words alone stay below one specific word.
-        let (weak, _) = drug.strength(["drug", "narcot", "smuggl", "traffick", "cartel"], true);
-        assert!(weak <= WEAK_DRUG_CAP + 1e-9, "{weak}");
-        // Counternarcotics counts fully only in a bilateral item.
-        let (alone, _) = drug.strength(["counternarcot", "drug"], false);
-        let (bilateral, _) = drug.strength(["counternarcot", "drug"], true);
-        assert!(
-            alone <= WEAK_DRUG_CAP + 1e-9 && bilateral > 0.85,
-            "{alone} {bilateral}"
-        );
+        // Weak words alone stay below one specific word.
+        let weak: Vec<&str> = topic.weak.iter().map(String::as_str).collect();
+        let (w, _) = topic.strength(weak.iter().copied());
+        assert!(w <= topic.weak_cap + 1e-9, "{w}");
     }
 
     #[test]
@@ -1002,23 +793,26 @@ mod tests {
         assert!(p.term_weight("fentanyl") > p.term_weight("Pelosi"));
         assert!(p.term_weight("fentanyl") > p.term_weight("Harris"));
         let s = p.summary();
-        assert!(s.contains("facet drug (required): fentanyl"), "{s}");
+        assert!(s.contains("facet fentanyl (required): fentanyl"), "{s}");
         assert!(s.contains("syndicated copies counted once"), "{s}");
     }
 
     #[test]
-    fn added_lexicon_term_gets_full_facet_weight() {
+    fn added_term_joins_the_topic_facet_at_its_rarity() {
         let base = Profile::build(seeds(), &Tuning::default()).unwrap();
+        assert!(!base.facets[0].terms.contains_key("heroin"));
         let added = Profile::build(
             seeds(),
             &Tuning {
-                add_terms: vec!["heroin".into()],
+                add_terms: vec!["heroin".into(), "Shanghai".into()],
                 ..Tuning::default()
             },
         )
         .unwrap();
-        assert!(added.facets[0].terms["heroin"] > base.facets[0].terms["heroin"]);
-        assert!((added.facets[0].terms["heroin"] - 0.4).abs() < 1e-9);
+        let w = added.facets[0].terms["heroin"];
+        assert!((w - Background::shipped().rarity("heroin")).abs() < 1e-9);
+        // A place joins its country's facet.
+        assert_eq!(added.facets[1].terms["shanghai"], 1.0);
     }
 
     #[test]

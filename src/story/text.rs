@@ -241,8 +241,8 @@ const STOPWORDS: &[&str] = &[
 ];
 
 /// Spanish (and a few French, Portuguese and English variant) word forms mapped to the English
-/// stem of the same facet word. Derived by translating the profile's top facet terms (fentanyl, precursor, opioid,
-/// counternarcotics, drug, trafficking, tariff, China, Chinese, Beijing, US, Washington, cartel);
+/// stem of the same word. Translations of the words the seeds yield for the derived facets (fentanyl, precursor, opioid,
+/// counternarcotics, drug, trafficking, chemicals, China, Chinese, Beijing, US, Washington, cartel);
 /// it is a translation table, not a list of item words.
 pub const CROSS_LINGUAL: &[(&str, &str)] = &[
     ("fentanilo", "fentanyl"),
@@ -262,8 +262,6 @@ pub const CROSS_LINGUAL: &[(&str, &str)] = &[
     ("drogas", "drug"),
     ("droga", "drug"),
     ("sobredosis", "overdos"),
-    ("aranceles", "tariff"),
-    ("arancel", "tariff"),
     ("cárteles", "cartel"),
     ("carteles", "cartel"),
     ("químicos", "chemic"),
@@ -296,13 +294,10 @@ pub const CROSS_LINGUAL: &[(&str, &str)] = &[
     ("américaine", "american"),
     ("américains", "american"),
     ("états", "us"),
-    ("douane", "tariff"),
-    ("douanes", "tariff"),
     ("chinês", "chines"),
     ("chinesa", "chines"),
     ("chineses", "chines"),
     ("pequim", "beijing"),
-    ("tarifas", "tariff"),
     ("u.s", "us"),
     ("u.s.a", "us"),
     ("usa", "us"),
@@ -318,7 +313,6 @@ pub const CJK: &[(&str, &str)] = &[
     ("毒品", "drug"),
     ("阿片", "opioid"),
     ("芬太尼类", "fentanyl"),
-    ("关税", "tariff"),
     ("中国", "china"),
     ("中方", "china"),
     ("中美", "china"),
