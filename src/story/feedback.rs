@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::matcher::{MatchInput, Verdict, VerdictKind};
-use super::profile::{Profile, TermInfo, log_tf, normalize_vector};
+use super::profile::{Profile, log_tf};
 use super::text;
 
 /// Rocchio weight of the relevant items' mean.
@@ -295,30 +295,19 @@ impl Profile {
     /// This profile with review's centroid changes applied (see [`learn`]). Facets, baselines
     /// and the threshold stay as the seeds made them.
     pub fn with_feedback(&self, adjustment: &Adjustment) -> Profile {
-        let mut p = self.clone();
         if adjustment.deltas.is_empty() {
-            return p;
+            return self.clone();
         }
+        let mut centroid = self.centroid.clone();
         for (t, d) in &adjustment.deltas {
-            let w = p.centroid.entry(t.clone()).or_default();
+            let w = centroid.entry(t.clone()).or_default();
             *w = (*w + d).max(0.0);
+        }
+        let mut p = self.with_centroid(centroid);
+        for t in adjustment.deltas.keys() {
             if let Some(shown) = adjustment.display.get(t) {
                 p.display.entry(t.clone()).or_insert_with(|| shown.clone());
             }
-        }
-        p.centroid.retain(|_, w| *w > 0.0);
-        normalize_vector(&mut p.centroid);
-        let (nf, nb) = (p.facets.len(), p.baselines.len());
-        for (t, info) in p.index.iter_mut() {
-            info.centroid = p.centroid.get(t).copied().unwrap_or(0.0);
-        }
-        for (t, &w) in &p.centroid {
-            p.index.entry(t.clone()).or_insert_with(|| TermInfo {
-                centroid: w,
-                facet: vec![0.0; nf].into(),
-                weak: vec![false; nf].into(),
-                baseline: vec![0.0; nb].into(),
-            });
         }
         p
     }

@@ -715,6 +715,29 @@ impl Profile {
             .and_then(|t| self.centroid.get(&t).copied())
             .unwrap_or(0.0)
     }
+
+    /// This profile with another centroid, made unit length and folded into the term index;
+    /// facets, baselines and the threshold stay as built. The hook learning from review
+    /// (`feedback`) uses, kept here so the index stays this module's business.
+    pub(crate) fn with_centroid(&self, mut centroid: HashMap<String, f64>) -> Profile {
+        let mut p = self.clone();
+        centroid.retain(|_, w| *w > 0.0);
+        normalize_vector(&mut centroid);
+        let (nf, nb) = (p.facets.len(), p.baselines.len());
+        for (t, info) in p.index.iter_mut() {
+            info.centroid = centroid.get(t).copied().unwrap_or(0.0);
+        }
+        for (t, &w) in &centroid {
+            p.index.entry(t.clone()).or_insert_with(|| TermInfo {
+                centroid: w,
+                facet: vec![0.0; nf].into(),
+                weak: vec![false; nf].into(),
+                baseline: vec![0.0; nb].into(),
+            });
+        }
+        p.centroid = centroid;
+        p
+    }
 }
 
 #[cfg(test)]
