@@ -630,7 +630,27 @@ pub async fn poll_feeds(
             // feed on an idle host could use.
             let _host = host.acquire_owned().await;
             let _permit = permits.acquire_owned().await;
-            let report = poll_feed(&ctx, feed, interval).await;
+            // Its own task, so a panic anywhere in one feed's poll (a bug, or a dependency
+            // tripping over hostile input) is recorded against that feed and backs it off,
+            // instead of failing the whole cycle and leaving the feed due forever.
+            let inner = {
+                let (ctx, feed) = (ctx.clone(), feed.clone());
+                tokio::spawn(async move { poll_feed(&ctx, feed, interval).await })
+            };
+            let report = match inner.await {
+                Ok(report) => report,
+                Err(err) => {
+                    let message = format!("internal error while polling: {err}; please report it");
+                    let settled = ctx.policy.schedule.interval(interval, feed.interval);
+                    let now = Timestamp::now();
+                    failed(&ctx, &feed, settled, now, "internal", message, None)
+                        .await
+                        .map(|outcome| FeedReport {
+                            url: feed.url.clone(),
+                            outcome,
+                        })
+                }
+            };
             ctx.completed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             (index, report)

@@ -10,3 +10,6 @@ pub mod schedule;
 pub use fetch::{CacheHints, FetchError, FetchOutcome, FetchSettings, Fetcher, Validators};
 pub use parse::{ParseError, ParsedFeed, parse_feed};
 pub use schedule::Schedule;
+
+#[cfg(test)]
+mod proptests;

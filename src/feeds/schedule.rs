@@ -93,7 +93,7 @@ impl Schedule {
         let wait = interval
             .clamp(self.floor(configured), ceiling)
             .max(hint.unwrap_or(Duration::ZERO).min(ceiling));
-        add(now, wait + jitter(url, wait))
+        add(now, wait.saturating_add(jitter(url, wait)))
     }
 
     /// When a feed that has now failed `failures` times in a row is next due: exponential
@@ -109,7 +109,7 @@ impl Schedule {
         let backoff = backoff(interval, failures);
         let cap = MAX_BACKOFF.max(self.max_interval).max(interval);
         let wait = backoff.max(retry_after.unwrap_or(Duration::ZERO).min(cap));
-        add(now, wait + jitter(url, wait))
+        add(now, wait.saturating_add(jitter(url, wait)))
     }
 }
 

@@ -352,6 +352,14 @@ fn good_feeds_survive_a_crowd_of_broken_ones() {
     server.route("/loop", Response::status(301).header("Location", "/loop2"));
     server.route("/loop2", Response::status(301).header("Location", "/loop"));
     server.route("/hang", Response::ok(RSS, "x").behave(Behaviour::Hang));
+    // Once made the XML stack panic (found by the property tests).
+    server.route(
+        "/panic",
+        Response::ok(
+            "application/atom+xml",
+            r#"<feed xmlns="http://www.w3.org/2005/Atom"><?xml version="1.0" encoding="UTF-8"?><?xml version="1.0" encoding="ISO-8859-1"?>"#,
+        ),
+    );
     let paths = [
         "/reset",
         "/wire.rss",
@@ -363,6 +371,7 @@ fn good_feeds_survive_a_crowd_of_broken_ones() {
         "/empty",
         "/loop",
         "/hang",
+        "/panic",
         "/gov.json",
     ];
     let urls: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
@@ -374,7 +383,7 @@ fn good_feeds_survive_a_crowd_of_broken_ones() {
     );
     let out = run(dir.path(), &["poll", "--once"]);
     assert!(
-        out.contains("polled 11 feeds: 3 ok, 8 failed; 9 new items"),
+        out.contains("polled 12 feeds: 3 ok, 9 failed; 9 new items"),
         "{out}"
     );
     for good in ["/wire.rss", "/desk.atom", "/gov.json"] {
