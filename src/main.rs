@@ -1204,9 +1204,13 @@ fn status(config: &Config) -> Result<ExitCode> {
     let mut store = open_store(config)?;
     store.sync_feeds(&config.feeds)?;
     let feeds = store.feed_statuses()?;
+    let disabled: Vec<_> = feeds
+        .iter()
+        .filter(|f| f.disabled_reason.is_some())
+        .collect();
     let failing: Vec<_> = feeds
         .iter()
-        .filter(|f| f.consecutive_failures > 0)
+        .filter(|f| f.consecutive_failures > 0 && f.disabled_reason.is_none())
         .collect();
     let never = feeds.iter().filter(|f| f.last_attempt_at.is_none()).count();
     let waiting = store.digest_input(Timestamp::now())?.matches.len();
@@ -1241,12 +1245,23 @@ fn status(config: &Config) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "feeds:       {} configured, {} healthy, {} failing, {} never polled",
+        "feeds:       {} configured, {} healthy, {} failing, {} disabled, {} never polled",
         feeds.len(),
-        feeds.len() - failing.len() - never,
+        feeds
+            .len()
+            .saturating_sub(failing.len() + disabled.len() + never),
         failing.len(),
+        disabled.len(),
         never
     )?;
+    for f in &disabled {
+        writeln!(
+            out,
+            "  disabled:  {} ({})",
+            f.url,
+            f.disabled_reason.as_deref().unwrap_or("")
+        )?;
+    }
     for f in &failing {
         writeln!(
             out,

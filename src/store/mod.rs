@@ -966,7 +966,8 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?;
         let (feeds, feeds_failing): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(consecutive_failures > 0), 0) FROM feeds WHERE active = 1",
+            "SELECT COUNT(*), COALESCE(SUM(consecutive_failures > 0 AND disabled_reason IS NULL), 0)
+             FROM feeds WHERE active = 1",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
@@ -1180,8 +1181,12 @@ fn digest_input(conn: &Connection, now: Timestamp) -> Result<DigestInput> {
             row.get(0)
         })?;
     let mut stmt = conn.prepare(
-        "SELECT COALESCE(title, url), last_error FROM feeds
-         WHERE active = 1 AND consecutive_failures > 0 ORDER BY url",
+        "SELECT COALESCE(title, url),
+                CASE WHEN disabled_reason IS NOT NULL THEN 'disabled: ' || disabled_reason
+                     ELSE last_error END
+         FROM feeds
+         WHERE active = 1 AND (consecutive_failures > 0 OR disabled_reason IS NOT NULL)
+         ORDER BY url",
     )?;
     let failing_feeds = stmt
         .query_map([], |row| {

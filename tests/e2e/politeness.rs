@@ -93,6 +93,18 @@ fn gone_disables_the_feed_until_enabled_or_its_entry_changes() {
     let list = run(dir.path(), &["feeds", "list"]);
     assert!(list.contains("DISABLED: 410 Gone"), "{list}");
     assert!(list.contains(&format!("feeds enable {gone}")), "{list}");
+    // `status` and the digest's feed-health line call it disabled, not failing.
+    let state = run(dir.path(), &["status"]);
+    assert!(
+        state.contains("1 healthy, 0 failing, 1 disabled"),
+        "{state}"
+    );
+    assert!(
+        state.contains(&format!("disabled:  {gone} (410 Gone")),
+        "{state}"
+    );
+    let digest = run(dir.path(), &["digest", "--dry-run"]);
+    assert!(digest.contains("disabled: 410 Gone"), "{digest}");
 
     // Not polled again, the others are.
     let second = run(dir.path(), &["poll", "--once"]);
