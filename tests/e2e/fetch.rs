@@ -137,6 +137,53 @@ async fn gzip_body_is_decoded() {
     );
 }
 
+/// Zlib-wrapped DEFLATE, what `Content-Encoding: deflate` means (RFC 9110 §8.4.1.2).
+fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+        writer.write_all(data).unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn brotli_and_deflate_bodies_are_decoded() {
+    let server = TestServer::start();
+    server.route(
+        "/br",
+        Response::ok(RSS, brotli(&feed_body())).header("Content-Encoding", "br"),
+    );
+    server.route(
+        "/deflate",
+        Response::ok(RSS, deflate(&feed_body())).header("Content-Encoding", "deflate"),
+    );
+    for path in ["/br", "/deflate"] {
+        let outcome = fetcher()
+            .fetch(&server.url(path), &Validators::default())
+            .await
+            .unwrap();
+        let FetchOutcome::Fetched { body, .. } = outcome else {
+            panic!("expected a body from {path}");
+        };
+        assert_eq!(body, feed_body(), "{path}");
+    }
+    let accepted = server.requests_for("/br")[0]
+        .header("accept-encoding")
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        accepted.contains("br") && accepted.contains("deflate"),
+        "{accepted}"
+    );
+}
+
 #[tokio::test]
 async fn body_over_the_cap_is_refused_with_and_without_content_length() {
     let server = TestServer::start();
