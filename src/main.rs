@@ -61,8 +61,9 @@ enum Command {
     Run,
     /// Poll every feed now, store new items and print one line per feed.
     ///
-    /// Exits 0 even when some feeds fail (their errors are printed and recorded); non-zero only
-    /// when nothing could run.
+    /// Exits 0 even when some feeds fail (their errors are printed and recorded); 3 when every
+    /// feed failed (an outage a monitor should see); 1 when nothing could run (bad config,
+    /// unusable database).
     Poll {
         /// Poll once and exit (the only mode; `run` polls continuously).
         #[arg(long)]
@@ -543,8 +544,17 @@ fn poll_once(config: Config) -> Result<ExitCode> {
         reports.len(),
         reports.len() - failed
     )?;
+    if failed > 0 && failed == reports.len() {
+        // Every feed failed: still a completed poll (states and backoffs are recorded), but a
+        // cron job or monitor should see a total outage, so it gets its own exit code.
+        return Ok(ExitCode::from(EXIT_ALL_FEEDS_FAILED));
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Exit code of `poll --once` when every feed failed (a network outage, a wrong proxy):
+/// distinct from 1, which means the poll could not run at all.
+const EXIT_ALL_FEEDS_FAILED: u8 = 3;
 
 /// One line of `classify` input.
 #[derive(Deserialize)]
@@ -574,38 +584,36 @@ fn classify(config: &Config, json: bool, name: Option<&str>) -> Result<ExitCode>
     let story = Story::load(chosen)?;
     let stdin = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
+    let mut bad_lines = 0usize;
     for (number, line) in stdin.lines().enumerate() {
         let line = line.context("reading stdin")?;
         if line.trim().is_empty() {
             continue;
         }
-        let input: ClassifyInput = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "stdin line {}: not a JSON object with \"id\" and \"title\"",
-                number + 1
-            )
-        })?;
-        let published = match input.published.as_deref().filter(|p| !p.is_empty()) {
-            Some(text) => Some(text.parse::<Timestamp>().with_context(|| {
-                format!("stdin line {}: published {text:?} is not an RFC 3339 time such as 2025-01-31T12:00:00Z", number + 1)
-            })?),
-            None => None,
+        // A bad line is reported and skipped: the other items still get their verdicts.
+        let input = match classify_input(&line, number + 1) {
+            Ok(input) => input,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                bad_lines += 1;
+                continue;
+            }
         };
         let verdict = story.profile.classify(&MatchInput {
             title: &input.title,
             summary: input.summary.as_deref().unwrap_or(""),
             content: input.content.as_deref().unwrap_or(""),
-            published,
+            published: input.published,
         });
         if json {
-            let record = serde_json::json!({
-                "id": input.id,
-                "verdict": verdict.verdict,
-                "score": verdict.score,
-                "baseline": verdict.baseline,
-                "why": verdict.why,
-            });
-            writeln!(out, "{record}")?;
+            let record = ClassifyOutput {
+                id: &input.id,
+                verdict: verdict.verdict,
+                score: verdict.score,
+                baseline: verdict.baseline.as_deref(),
+                why: &verdict.why,
+            };
+            writeln!(out, "{}", serde_json::to_string(&record)?)?;
         } else {
             let id = match &input.id {
                 serde_json::Value::String(s) => s.clone(),
@@ -614,16 +622,73 @@ fn classify(config: &Config, json: bool, name: Option<&str>) -> Result<ExitCode>
             writeln!(
                 out,
                 "{id}\t{}\t{:.3}\t{}\t{}",
-                serde_json::to_value(verdict.verdict)?
-                    .as_str()
-                    .unwrap_or(""),
+                verdict.verdict.as_str(),
                 verdict.score,
                 verdict.baseline.as_deref().unwrap_or("-"),
                 verdict.why.join("; ")
             )?;
         }
     }
+    if bad_lines > 0 {
+        eprintln!("classify: {bad_lines} line(s) skipped; see the errors above");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One parsed line of `classify` input, with its publication time read.
+struct ClassifyItem {
+    id: serde_json::Value,
+    title: String,
+    summary: Option<String>,
+    content: Option<String>,
+    published: Option<Timestamp>,
+}
+
+/// Reads one `classify` input line (1-based `number`, for the error message).
+fn classify_input(line: &str, number: usize) -> Result<ClassifyItem> {
+    let input: ClassifyInput = serde_json::from_str(line).with_context(|| {
+        format!("stdin line {number}: not a JSON object with \"id\" and \"title\"")
+    })?;
+    let published = match input.published.as_deref().filter(|p| !p.is_empty()) {
+        Some(text) => Some(parse_published(text).with_context(|| {
+            format!(
+                "stdin line {number}: published {text:?} is not a time such as \
+                 2025-01-31T12:00:00Z or 2025-01-31"
+            )
+        })?),
+        None => None,
+    };
+    Ok(ClassifyItem {
+        id: input.id,
+        title: input.title,
+        summary: input.summary,
+        content: input.content,
+        published,
+    })
+}
+
+/// An RFC 3339 time; also a bare date or a local time without offset, read as UTC (what
+/// exports from spreadsheets and other tools often carry).
+fn parse_published(text: &str) -> Result<Timestamp> {
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(dt) = text.parse::<jiff::civil::DateTime>() {
+        return Ok(dt.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp());
+    }
+    let date: jiff::civil::Date = text.parse()?;
+    Ok(date.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
+}
+
+/// One line of `classify --json` output, fields in the documented order.
+#[derive(serde::Serialize)]
+struct ClassifyOutput<'a> {
+    id: &'a serde_json::Value,
+    verdict: storywatch::story::VerdictKind,
+    score: f64,
+    baseline: Option<&'a str>,
+    why: &'a [String],
 }
 
 fn digest(config: Config, dry_run: bool) -> Result<ExitCode> {
@@ -1135,6 +1200,13 @@ fn check(config: &Config) -> Result<ExitCode> {
         "digest:   {when}, to {} channel(s):",
         config.notify.len()
     )?;
+    if config.notify.is_empty() {
+        writeln!(
+            out,
+            "  WARNING: no [[notify]] channel; digests are not built (matches wait) until you add \
+             one, e.g. [[notify]] kind = \"file\" path = \"digests\""
+        )?;
+    }
     let mut unreadable = Vec::new();
     for n in &config.notify {
         let secret = match storywatch::digest::notify::check_secret(n) {

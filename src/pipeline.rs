@@ -695,12 +695,21 @@ pub fn render_context<'a>(config: &'a Config, stories: &'a Stories) -> RenderCon
 }
 
 /// Builds and stores the digest of every match not yet in one, with a pending delivery per
-/// channel. Returns `None` when the period was empty and the policy is to skip.
+/// channel. Returns `None` when the period was empty and the policy is to skip; an error, with
+/// nothing used up, when no channel is configured.
 pub async fn build_digest(
     config: &Config,
     stories: &Arc<Stories>,
     store: &Arc<Mutex<Store>>,
 ) -> anyhow::Result<Option<DigestRow>> {
+    if config.notify.is_empty() {
+        // Building would use up the matches with nobody to read them: keep them for later.
+        anyhow::bail!(
+            "{}: no [[notify]] channel, so the digest would reach nobody; the matches are kept \
+             until one is added, e.g. [[notify]] kind = \"file\" path = \"digests\"",
+            config.origin
+        );
+    }
     let span = info_span!("digest_build");
     let config = config.clone();
     let stories = Arc::clone(stories);

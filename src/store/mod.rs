@@ -780,6 +780,12 @@ impl Store {
     }
 }
 
+/// The summary shown for item `i`: its own, or for an item whose feed carries only body text
+/// (JSON Feed `content_text`, Atom `<content>`, RSS `content:encoded`) the start of that text,
+/// so every digest entry and review line has something to read.
+pub(crate) const SHOWN_SUMMARY: &str =
+    "CASE WHEN trim(i.summary) = '' THEN substr(i.content, 1, 1000) ELSE i.summary END";
+
 /// Matches with their items, filtered and ordered by the SQL `tail`.
 fn query_matches(
     conn: &Connection,
@@ -788,7 +794,7 @@ fn query_matches(
 ) -> Result<Vec<MatchRow>> {
     {
         let sql = format!(
-            "SELECT i.id, m.story, i.title, i.summary, i.link, COALESCE(i.source, f.title), f.url,
+            "SELECT i.id, m.story, i.title, {SHOWN_SUMMARY}, i.link, COALESCE(i.source, f.title), f.url,
                     i.published_at, i.first_seen_at, m.verdict, m.score, m.baseline_id, m.why,
                     m.review, m.digest_id, i.group_id,
                     (SELECT group_concat(outlet, char(31)) FROM (

@@ -8,7 +8,10 @@ use jiff::Timestamp;
 use rusqlite::{TransactionBehavior, params};
 use serde::Serialize;
 
-use super::{Result, Review, Store, StoreError, from_secs, parse_verdict, to_secs, verdict_name};
+use super::{
+    Result, Review, SHOWN_SUMMARY, Store, StoreError, from_secs, parse_verdict, to_secs,
+    verdict_name,
+};
 use crate::item::Item;
 use crate::story::{Verdict, VerdictKind};
 
@@ -165,8 +168,8 @@ impl Store {
         let Some(fts) = fts_query(query) else {
             return Ok(Vec::new());
         };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT i.id, i.title, i.summary, i.link, COALESCE(i.source, f.title), f.url,
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT i.id, i.title, {SHOWN_SUMMARY}, i.link, COALESCE(i.source, f.title), f.url,
                     i.published_at, i.first_seen_at,
                     (SELECT verdict FROM matches WHERE item_id = i.id ORDER BY story LIMIT 1),
                     (SELECT review FROM matches WHERE item_id = i.id ORDER BY story LIMIT 1)
@@ -174,7 +177,7 @@ impl Store {
                   JOIN feeds f ON f.id = i.feed_id
              WHERE items_fts MATCH ?1
              ORDER BY bm25(items_fts), i.id DESC LIMIT ?2",
-        )?;
+        ))?;
         let rows = stmt.query_map(params![fts, limit as i64], |row| {
             Ok((
                 SearchHit {

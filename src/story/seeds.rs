@@ -407,10 +407,7 @@ fn is_credit(line: &str) -> bool {
 /// A title from the text: the first sentence, trimmed to about 90 characters at a word.
 pub(crate) fn derive_title(text: &str) -> String {
     let first = text.lines().next().unwrap_or("");
-    let sentence = first
-        .find(". ")
-        .map_or(first, |i| &first[..i])
-        .trim_end_matches('.');
+    let sentence = first_sentence(first).trim_end_matches('.');
     if sentence.chars().count() <= 100 {
         return sentence.to_string();
     }
@@ -426,6 +423,32 @@ pub(crate) fn derive_title(text: &str) -> String {
     }
     out.push('…');
     out
+}
+
+/// The first sentence of `line`: up to the first full stop followed by a space that does not
+/// end an abbreviation (`U.S.`, `Jan.`, `Mr.`), so a title is never cut to "A delegation of U.S".
+fn first_sentence(line: &str) -> &str {
+    /// Short words written with a full stop that rarely end a sentence in news copy.
+    const ABBREVIATIONS: &[&str] = &[
+        "mr", "mrs", "ms", "dr", "prof", "gen", "lt", "col", "sgt", "sen", "rep", "gov", "pres",
+        "st", "no", "vs", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct",
+        "nov", "dec", "inc", "corp", "co", "ltd", "jr", "sr",
+    ];
+    for (i, _) in line.match_indices(". ") {
+        let word = line[..i]
+            .rsplit(|c: char| c.is_whitespace() || c == '(' || c == '"' || c == '“')
+            .next()
+            .unwrap_or("");
+        // Initials and dotted acronyms: `U.S`, `D.C`, `J`.
+        let initials = word
+            .split('.')
+            .all(|part| part.chars().count() == 1 && part.chars().all(char::is_uppercase));
+        let abbreviation = ABBREVIATIONS.contains(&word.to_lowercase().as_str());
+        if !(initials || abbreviation) {
+            return &line[..i];
+        }
+    }
+    line
 }
 
 #[cfg(test)]
@@ -502,6 +525,42 @@ mod tests {
         assert_eq!(seeds[4].outlet.as_deref(), Some("Bloomberg"));
         assert_eq!(seeds[4].published, Some(jiff::civil::date(2024, 1, 30)));
         assert_eq!(seeds[2].outlet.as_deref(), Some("AFP"));
+    }
+
+    #[test]
+    fn derived_titles_of_the_five_seeds_are_whole_sentences() {
+        let expect = [
+            (
+                "000_626ea2df4fb03446.txt",
+                "US and Chinese officials are set to meet in Beijing",
+            ),
+            (
+                "001_2a5f8e6a494c3f39.txt",
+                "The US will host a senior delegation of Chinese",
+            ),
+            (
+                "002_8c022bc2c889c5a5.txt",
+                "US and China to resume stalled fentanyl talks in Beijing",
+            ),
+            (
+                "003_3dae84ab3fd43ab9.txt",
+                "A delegation of U.S. officials is in Beijing this week",
+            ),
+            (
+                "004_eb0f658c01f191c2.txt",
+                "Chinese and American officials held the first meeting",
+            ),
+        ];
+        for (file, start) in expect {
+            let a = parse_article("x", &raw(file));
+            assert!(a.title.starts_with(start), "{file}: {:?}", a.title);
+            assert!(a.title.chars().count() <= 101, "{file}: {:?}", a.title);
+        }
+        assert_eq!(
+            first_sentence("Talks with Mr. Wang in Washington, D.C. ended. Then more."),
+            "Talks with Mr. Wang in Washington, D.C. ended"
+        );
+        assert_eq!(first_sentence("No full stop at all"), "No full stop at all");
     }
 
     #[test]

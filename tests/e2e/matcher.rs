@@ -110,3 +110,61 @@ fn eval_lists_mistakes_with_their_explanation() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jsonl"));
 }
+
+#[test]
+fn classify_prints_the_documented_fields_in_order_and_skips_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = concat!(
+        r#"{"id": "a", "title": "China schedules fentanyl precursors after US talks", "published": "2025-03-01T00:00:00Z", "extra": 1}"#,
+        "\n",
+        "not json\n",
+        r#"{"id": 7, "title": "Local bakery wins prize", "published": "2025-03-01"}"#,
+        "\n",
+        r#"{"id": "c", "title": "x", "published": "yesterday"}"#,
+        "\n",
+    );
+    let out = storywatch(dir.path(), &["classify", "--json"], Some(input));
+    assert!(
+        !out.status.success(),
+        "bad lines make the exit code non-zero"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the two good lines still get verdicts: {stdout}"
+    );
+    for line in &lines {
+        let keys: Vec<&str> = line
+            .trim_start_matches('{')
+            .split(",\"")
+            .filter_map(|part| part.trim_start_matches('"').split_once("\":"))
+            .map(|(k, _)| k)
+            .filter(|k| ["id", "verdict", "score", "baseline", "why"].contains(k))
+            .collect();
+        assert_eq!(
+            keys,
+            ["id", "verdict", "score", "baseline", "why"],
+            "{line}"
+        );
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(value.as_object().unwrap().len(), 5, "{line}");
+    }
+    assert!(
+        lines[0].starts_with(r#"{"id":"a","verdict":"follow_up""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(r#"{"id":7,"verdict":"off_topic""#),
+        "{}",
+        lines[1]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stdin line 2"), "{stderr}");
+    assert!(
+        stderr.contains("stdin line 4") && stderr.contains("yesterday"),
+        "{stderr}"
+    );
+}

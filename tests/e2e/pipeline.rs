@@ -105,6 +105,18 @@ fn poll_stores_every_item_once_across_formats() {
         "{}",
         precursor.summary
     );
+    // A JSON Feed item with only `content_text` still has a summary to show.
+    let readout = matches
+        .iter()
+        .find(|m| m.title.starts_with("Readout:"))
+        .unwrap();
+    assert!(
+        readout
+            .summary
+            .starts_with("Officials from both governments"),
+        "{:?}",
+        readout.summary
+    );
     let tariff = matches
         .iter()
         .find(|m| m.title.starts_with("Trump raises"))
@@ -117,7 +129,7 @@ fn poll_stores_every_item_once_across_formats() {
 
 #[test]
 fn digest_names_baselines_and_never_repeats_a_match() {
-    let (_server, urls) = feed_server();
+    let (server, urls) = feed_server();
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &urls, "");
     run(dir.path(), &["poll", "--once"]);
@@ -173,14 +185,57 @@ fn digest_names_baselines_and_never_repeats_a_match() {
         );
     }
 
-    // A second digest repeats nothing.
+    // Each development sits under the baseline it follows up on, with its one-line summary.
+    let section_of = |title: &str| -> String {
+        let at = digest
+            .find(title)
+            .unwrap_or_else(|| panic!("{title} missing:\n{digest}"));
+        digest[..at]
+            .rfind("## Following up: *")
+            .map(|h| digest[h..].lines().next().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        section_of("Readout: US-China Counternarcotics")
+            .contains("first meeting of counternarcotics working group"),
+        "{digest}"
+    );
+    assert!(
+        digest.contains("> Officials from both governments reviewed"),
+        "the content-only JSON Feed item has a summary line:\n{digest}"
+    );
+
+    // A second digest carries what arrived since, and repeats nothing.
+    let mut wire = std::fs::read_to_string(fixture("wire.rss")).unwrap();
+    wire = wire.replace(
+        "</channel>",
+        "<item><title>China and US agree new fentanyl precursor controls at Geneva meeting</title>\
+         <link>https://wire.example/2025/06/geneva</link><guid>wire-1005</guid>\
+         <pubDate>Tue, 10 Jun 2025 09:00:00 GMT</pubDate>\
+         <description>Beijing will tighten export licences for fentanyl precursors, officials said.</description></item></channel>",
+    );
+    server.route("/wire.rss", Response::ok("application/rss+xml", wire));
     run(dir.path(), &["poll", "--once"]);
     run(dir.path(), &["digest", "--now"]);
     let files = digest_files(dir.path());
     assert_eq!(files.len(), 2);
     let second = files.iter().find(|f| *f != digest).unwrap();
-    assert!(second.contains("No new developments"), "{second}");
-    assert!(!second.contains("Trump raises tariff"), "{second}");
+    assert!(second.contains("Geneva meeting"), "{second}");
+    for old in [
+        "Trump raises tariff",
+        "Readout: US-China",
+        "US charges Chinese",
+    ] {
+        assert!(!second.contains(old), "{old} repeated:\n{second}");
+    }
+
+    // And a third, with nothing new, says so.
+    run(dir.path(), &["poll", "--once"]);
+    run(dir.path(), &["digest", "--now"]);
+    let files = digest_files(dir.path());
+    assert_eq!(files.len(), 3);
+    let third = files.iter().find(|f| *f != digest && *f != second).unwrap();
+    assert!(third.contains("No new developments"), "{third}");
 }
 
 #[test]
@@ -236,12 +291,42 @@ fn poll_fails_only_when_nothing_can_run() {
         &["--config", "storywatch.toml", "poll", "--once"],
         None,
     );
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("cannot open database") && stderr.contains("blocker"),
         "{stderr}"
     );
+}
+
+#[test]
+fn poll_exits_3_when_every_feed_failed() {
+    let server = TestServer::start();
+    server.route("/a.xml", Response::status(500));
+    server.route(
+        "/b.xml",
+        Response::ok("text/html", "<html>not a feed</html>"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &[server.url("/a.xml"), server.url("/b.xml")],
+        "",
+    );
+    let out = storywatch(
+        dir.path(),
+        &["--config", "storywatch.toml", "poll", "--once"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("polled 2 feeds: 0 ok, 2 failed"),
+        "{stdout}"
+    );
+    // The failures are still recorded: the poll itself ran.
+    let feeds = run(dir.path(), &["feeds", "list"]);
+    assert_eq!(feeds.matches("FAILING").count(), 2, "{feeds}");
 }
 
 #[test]
@@ -352,4 +437,37 @@ fn check_validates_and_summarises_the_bundled_defaults() {
     );
     assert!(out.contains("002_8c022bc2c889c5a5"), "{out}");
     drop(dir);
+}
+
+#[test]
+fn without_a_channel_the_digest_is_refused_and_the_matches_wait() {
+    let (_server, urls) = feed_server();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &urls, "");
+    let with_channel = std::fs::read_to_string(&path).unwrap();
+    let channel = "[[notify]]\nkind = \"file\"\npath = \"digests\"\n";
+    assert!(with_channel.contains(channel));
+    std::fs::write(&path, with_channel.replace(channel, "")).unwrap();
+    run(dir.path(), &["poll", "--once"]);
+
+    let check = run(dir.path(), &["check"]);
+    assert!(check.contains("WARNING: no [[notify]] channel"), "{check}");
+    let out = storywatch(
+        dir.path(),
+        &["--config", "storywatch.toml", "digest", "--now"],
+        None,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no [[notify]] channel") && stderr.contains("kept"),
+        "{stderr}"
+    );
+
+    // Once a channel exists, the waiting matches are in the first digest.
+    std::fs::write(&path, &with_channel).unwrap();
+    run(dir.path(), &["digest", "--now"]);
+    let files = digest_files(dir.path());
+    assert_eq!(files.len(), 1);
+    assert!(files[0].contains("Trump raises tariff"), "{}", files[0]);
 }

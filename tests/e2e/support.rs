@@ -330,12 +330,35 @@ pub fn seeds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
 }
 
+/// The storywatch binary, run in `dir` with an environment of its own: none of the developer's
+/// or the service manager's settings (`STORYWATCH_CONFIG`, systemd's directories, XDG paths, a
+/// `~/.config/storywatch` from `service install --user`) can change what a test sees.
+pub fn binary(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_storywatch"));
+    command.current_dir(dir).env("HOME", dir);
+    for var in [
+        "STORYWATCH_CONFIG",
+        "CONFIGURATION_DIRECTORY",
+        "STATE_DIRECTORY",
+        "CREDENTIALS_DIRECTORY",
+        "LOGS_DIRECTORY",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "JOURNAL_STREAM",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// Runs the real `storywatch` binary with `args` in `dir`, optionally feeding `stdin`.
 pub fn storywatch(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_storywatch"))
+    let mut child = binary(dir)
         .args(args)
-        .current_dir(dir)
         .env("RUST_LOG", "warn")
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -403,9 +426,8 @@ impl Daemon {
                 .as_nanos()
         ));
         let file = std::fs::File::create(&log).expect("create daemon log");
-        let child = Command::new(env!("CARGO_BIN_EXE_storywatch"))
+        let child = binary(dir)
             .args(["--config", "storywatch.toml", "--log-format", "text", "run"])
-            .current_dir(dir)
             .env("RUST_LOG", "storywatch=info")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
