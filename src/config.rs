@@ -42,17 +42,23 @@ impl std::fmt::Display for ConfigOrigin {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}; pass an existing file with --config")]
+    #[error("cannot read config file {path}: {cause}; pass an existing file with --config")]
     Read {
+        /// The file asked for.
         path: PathBuf,
-        source: std::io::Error,
+        /// What the operating system said.
+        cause: std::io::Error,
     },
     /// The file was read but something in it is wrong.
     #[error("{origin}:{line}:{column}: {message}")]
     Invalid {
+        /// The file (or the bundled default).
         origin: ConfigOrigin,
+        /// 1-based line of the offending value.
         line: usize,
+        /// 1-based column.
         column: usize,
+        /// What is wrong and how to fix it.
         message: String,
     },
 }
@@ -220,7 +226,10 @@ pub struct NotifyConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Channel {
     /// Markdown files, one per digest, in a folder.
-    File { folder: PathBuf },
+    File {
+        /// The folder, resolved (created when missing).
+        folder: PathBuf,
+    },
     /// Standard output.
     Stdout,
     /// E-mail over SMTP.
@@ -267,12 +276,12 @@ impl std::fmt::Debug for SecretSource {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     /// The file could not be read.
-    #[error("cannot read secret file {path}: {source}; check the path and its permissions")]
+    #[error("cannot read secret file {path}: {cause}; check the path and its permissions")]
     File {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The variable is not set.
     #[error("environment variable {0} is not set; set it in the service's environment")]
@@ -288,9 +297,9 @@ impl SecretSource {
         let (value, from) = match self {
             SecretSource::Inline(value) => (value.clone(), "the config".to_string()),
             SecretSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+                let text = std::fs::read_to_string(path).map_err(|cause| SecretError::File {
                     path: path.clone(),
-                    source,
+                    cause,
                 })?;
                 // The first line only, so a trailing newline from `echo` is not part of it.
                 let line = text.lines().next().unwrap_or("").to_string();
@@ -426,7 +435,7 @@ struct RawStory {
 #[serde(deny_unknown_fields)]
 struct RawFetch {
     #[serde(default = "default_timeout")]
-    timeout: HumanDuration,
+    timeout: Spanned<HumanDuration>,
     #[serde(default = "default_connect_timeout")]
     connect_timeout: HumanDuration,
     #[serde(default = "default_max_body")]
@@ -482,8 +491,8 @@ fn default_backlog() -> MaybeDuration {
     MaybeDuration(Some(Duration::from_secs(7 * 86_400)))
 }
 
-fn default_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(20))
+fn default_timeout() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(Duration::from_secs(20)))
 }
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
@@ -740,9 +749,9 @@ impl Config {
 
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let state = state_directory().unwrap_or_else(|| base.clone());
@@ -915,9 +924,9 @@ impl Config {
                 "[fetch] max_interval is shorter than min_interval; make it at least as long, e.g. \"24h\"".into(),
             ));
         }
-        if raw.fetch.timeout.0.is_zero() {
+        if raw.fetch.timeout.get_ref().0.is_zero() {
             return Err(locate(
-                None,
+                Some(raw.fetch.timeout.span()),
                 "[fetch] timeout must be longer than 0s, e.g. \"20s\"".into(),
             ));
         }
@@ -1100,7 +1109,7 @@ impl Config {
             story: first_story,
             other_stories,
             fetch: FetchConfig {
-                timeout: raw.fetch.timeout.0,
+                timeout: raw.fetch.timeout.get_ref().0,
                 connect_timeout: raw.fetch.connect_timeout.0,
                 max_body_bytes: raw.fetch.max_body_size.0,
                 allow_private_networks: raw.fetch.allow_private_networks,
@@ -1297,6 +1306,11 @@ fn explain_toml_message(message: &str) -> String {
         format!("{message}; remove the key or correct its spelling (README.md lists every key)")
     } else if message.starts_with("missing field") {
         format!("{message}; add it (README.md lists every key)")
+    } else if message.starts_with("invalid type") && message.contains("expected a string") {
+        format!(
+            "{message}; write the value in double quotes: durations (\"20s\", \"30m\"), times \
+             (\"07:00\"), sizes (\"5MiB\"), paths and URLs are strings"
+        )
     } else {
         message.to_string()
     }
@@ -1404,6 +1418,27 @@ mod tests {
         .to_string();
         assert!(err.starts_with("test.toml:6:12:"), "{err}");
         assert!(err.contains("e.g. \"30s\""), "{err}");
+    }
+
+    #[test]
+    fn zero_timeout_and_unquoted_durations_name_their_line() {
+        let err = parse(&format!("{MINIMAL}[fetch]\ntimeout = \"0s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("test.toml:5:11:"), "{err}");
+        let err = parse(&format!("{MINIMAL}[fetch]\ntimeout = 20\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("test.toml:5:11:"), "{err}");
+        assert!(err.contains("double quotes"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_config_file_is_named_once_with_its_cause() {
+        let err = Config::load(Path::new("/nonexistent/storywatch.toml")).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
+        assert!(chain.contains("--config"), "{chain}");
     }
 
     #[test]

@@ -24,10 +24,12 @@ pub enum InstallError {
     #[error("cannot find your home folder: set $HOME")]
     NoHome,
     /// A file could not be written.
-    #[error("cannot write {path}: {source}; run as root for a system install, or use --user")]
+    #[error("cannot write {path}: {cause}; run as root for a system install, or use --user")]
     Write {
+        /// The file or folder.
         path: PathBuf,
-        source: std::io::Error,
+        /// What the operating system said.
+        cause: std::io::Error,
     },
 }
 
@@ -98,9 +100,9 @@ pub fn install(
 }
 
 fn write(path: &Path, text: &str, overwrite: bool) -> Result<Installed, InstallError> {
-    let error = |source| InstallError::Write {
+    let error = |cause| InstallError::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     if !overwrite && path.exists() {
         return Ok(Installed {

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! storywatch: watches news feeds for follow-up developments of a story.
 //!
 //! The crate is laid out as the data flows (see `DESIGN.md` in the shared folder):

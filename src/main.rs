@@ -331,11 +331,23 @@ fn main() -> ExitCode {
     init_logging(matches!(cli.command, Command::Run), cli.log_format);
     match run(cli) {
         Ok(code) => code,
+        // `storywatch items list | head` closes the pipe early: that is the reader's choice,
+        // not an error worth a message.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the error is a write to a pipe whose reader has gone.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging(daemon: bool, format: Option<LogFormat>) {
@@ -701,7 +713,7 @@ fn digest(config: Config, dry_run: bool) -> Result<ExitCode> {
             &pipeline::render_context(&config, &stories),
             &input,
         ) {
-            Some(markdown) => print!("{markdown}"),
+            Some(markdown) => write!(std::io::stdout().lock(), "{markdown}")?,
             None => {
                 println!("(empty period and [digest] empty = \"skip\": no digest would be sent)")
             }
@@ -1462,7 +1474,7 @@ fn eval(config: &Config, labels: &std::path::Path, errors: bool) -> Result<ExitC
         .with_context(|| format!("cannot read labels file {}", labels.display()))?;
     let items = read_labels(&text).with_context(|| format!("in {}", labels.display()))?;
     let report = evaluate(&story.profile, &items);
-    print!("{}", report.render(errors));
+    write!(std::io::stdout().lock(), "{}", report.render(errors))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -110,12 +110,19 @@ pub enum LockError {
         "another storywatch is already running on {database} (lock {lock} is held); stop it first \
          (systemctl stop storywatch) or give this one a different [storage] database"
     )]
-    Held { database: PathBuf, lock: PathBuf },
-    /// The lock file could not be opened.
-    #[error("cannot open lock file {lock}: {source}; check that the database folder is writable")]
-    Open {
+    Held {
+        /// The database the other process uses.
+        database: PathBuf,
+        /// Its lock file.
         lock: PathBuf,
-        source: std::io::Error,
+    },
+    /// The lock file could not be opened.
+    #[error("cannot open lock file {lock}: {cause}; check that the database folder is writable")]
+    Open {
+        /// The lock file.
+        lock: PathBuf,
+        /// What the operating system said.
+        cause: std::io::Error,
     },
 }
 
@@ -137,9 +144,9 @@ impl InstanceLock {
             .truncate(false)
             .write(true)
             .open(&lock)
-            .map_err(|source| LockError::Open {
+            .map_err(|cause| LockError::Open {
                 lock: lock.clone(),
-                source,
+                cause,
             })?;
         match file.try_lock() {
             Ok(()) => Ok(InstanceLock { _file: file }),
@@ -147,7 +154,7 @@ impl InstanceLock {
                 database: database.to_path_buf(),
                 lock,
             }),
-            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Open { lock, source }),
+            Err(std::fs::TryLockError::Error(cause)) => Err(LockError::Open { lock, cause }),
         }
     }
 }

@@ -34,19 +34,24 @@ use crate::story::{Verdict, VerdictKind};
 pub enum StoreError {
     /// The file could not be opened or created.
     #[error(
-        "cannot open database {path}: {source}; check [storage] database and that its folder is writable"
+        "cannot open database {path}: {cause}; check [storage] database and that its folder is writable"
     )]
     Open {
+        /// The database file.
         path: PathBuf,
-        source: rusqlite::Error,
+        /// What SQLite said (in the message, so not also a `source` printed twice).
+        cause: rusqlite::Error,
     },
     /// The file holds a schema newer than this program knows.
     #[error(
         "database {path} has schema version {found}, newer than this storywatch ({known}); upgrade storywatch"
     )]
     TooNew {
+        /// The database file.
         path: PathBuf,
+        /// Its schema version.
         found: i64,
+        /// The newest version this program knows.
         known: i64,
     },
     /// Any other SQLite error.
@@ -358,9 +363,9 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
-        let open_error = |source| StoreError::Open {
+        let open_error = |cause| StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|err| {

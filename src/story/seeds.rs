@@ -36,20 +36,20 @@ pub const MANIFEST: &str = "seeds.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     /// The folder does not exist or cannot be read.
-    #[error("cannot read seed folder {path}: {source}; check [story] seeds in the config")]
+    #[error("cannot read seed folder {path}: {cause}; check [story] seeds in the config")]
     Folder {
         /// The folder that was asked for.
         path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
+        /// What the operating system said (in the message, so not also a printed `source`).
+        cause: std::io::Error,
     },
     /// One seed file (or the manifest) could not be read.
-    #[error("cannot read seed file {path}: {source}; check that it exists and is readable")]
+    #[error("cannot read seed file {path}: {cause}; check that it exists and is readable")]
     File {
         /// The file that failed.
         path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
+        /// What the operating system said (in the message, so not also a printed `source`).
+        cause: std::io::Error,
     },
     /// A seed file is not UTF-8 text.
     #[error("seed file {path} is not UTF-8 text; save it as UTF-8 plain text")]
@@ -109,9 +109,9 @@ type Manifest = BTreeMap<toml::Spanned<String>, ManifestEntry>;
 /// is read from the text. Fails with a message naming the file and the fix when the folder is
 /// empty, a file is unreadable, or the manifest is malformed or names an unknown file.
 pub fn load_seeds(dir: &Path) -> Result<Vec<BaselineArticle>, SeedError> {
-    let folder_err = |source| SeedError::Folder {
+    let folder_err = |cause| SeedError::Folder {
         path: dir.to_path_buf(),
-        source,
+        cause,
     };
     let mut files: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(folder_err)? {
@@ -129,9 +129,9 @@ pub fn load_seeds(dir: &Path) -> Result<Vec<BaselineArticle>, SeedError> {
 
     let mut articles = Vec::with_capacity(files.len());
     for path in &files {
-        let bytes = std::fs::read(path).map_err(|source| SeedError::File {
+        let bytes = std::fs::read(path).map_err(|cause| SeedError::File {
             path: path.clone(),
-            source,
+            cause,
         })?;
         let raw =
             String::from_utf8(bytes).map_err(|_| SeedError::NotText { path: path.clone() })?;
@@ -148,9 +148,9 @@ pub fn load_seeds(dir: &Path) -> Result<Vec<BaselineArticle>, SeedError> {
 
     let manifest_path = dir.join(MANIFEST);
     if manifest_path.is_file() {
-        let text = std::fs::read_to_string(&manifest_path).map_err(|source| SeedError::File {
+        let text = std::fs::read_to_string(&manifest_path).map_err(|cause| SeedError::File {
             path: manifest_path.clone(),
-            source,
+            cause,
         })?;
         apply_manifest(&manifest_path, &text, &mut articles)?;
     }

@@ -190,3 +190,55 @@ fn json_logs_are_one_object_per_line() {
         "{polled}"
     );
 }
+
+#[test]
+fn run_on_the_bundled_defaults_starts_and_stops_cleanly() {
+    // The README's first command, without `--config`: the compiled-in config, feeds and seeds,
+    // with the database and digests folder created in the working directory. The bundled feeds
+    // are on the internet, which tests never reach: their polls fail and are recorded, and the
+    // daemon keeps running.
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+    let mut child = crate::support::binary(dir.path())
+        .args(["--log-format", "text", "run"])
+        .env("RUST_LOG", "storywatch=info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(20), || dir
+            .path()
+            .join("storywatch.db")
+            .exists()
+            && read_log().contains("storywatch running")),
+        "{}",
+        read_log()
+    );
+    let feeds = storywatch(dir.path(), &["feeds", "list", "--json"], None);
+    assert!(feeds.status.success(), "{feeds:?}");
+    assert!(
+        String::from_utf8_lossy(&feeds.stdout).lines().count() >= 10,
+        "the bundled feed list is in the database"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit within 10 s of SIGTERM:\n{}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}\n{}", read_log());
+}

@@ -36,6 +36,17 @@ fn run(dir: &Path, args: &[&str]) -> String {
     success(&storywatch(dir, &full, None))
 }
 
+/// `poll --once` where every feed fails: exit code 3, and its report.
+fn all_failed_poll(dir: &Path) -> String {
+    let out = storywatch(
+        dir,
+        &["--config", "storywatch.toml", "poll", "--once"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn statuses(dir: &Path) -> Vec<FeedStatus> {
     Store::open(&dir.join("storywatch.db"))
         .unwrap()
@@ -170,7 +181,7 @@ fn rate_limits_back_off_and_honour_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), &urls, "");
     let before = Timestamp::now();
-    let out = run(dir.path(), &["poll", "--once"]);
+    let out = all_failed_poll(dir.path());
     assert!(out.contains("asked to retry after 7200s"), "{out}");
     let limited = wait_secs(dir.path(), &urls[0], before);
     assert!((7200..7200 + 900 + 5).contains(&limited), "{limited}");
@@ -180,7 +191,7 @@ fn rate_limits_back_off_and_honour_retry_after() {
     let bare = wait_secs(dir.path(), &urls[2], before);
     assert!((3600..3600 + 360 + 5).contains(&bare), "{bare}");
     let before = Timestamp::now();
-    run(dir.path(), &["poll", "--once"]);
+    all_failed_poll(dir.path());
     let bare = wait_secs(dir.path(), &urls[2], before);
     assert!((7200..7200 + 720 + 5).contains(&bare), "{bare}");
     assert_eq!(status(dir.path(), &urls[2]).consecutive_failures, 2);
