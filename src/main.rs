@@ -1456,6 +1456,7 @@ fn rescore(config: &Config, dry_run: bool) -> Result<ExitCode> {
         let report = store.rescore(
             &story.name,
             |item, seen| story.classify(item, seen),
+            |item| stories.signature(item),
             !dry_run,
             Timestamp::now(),
         )?;

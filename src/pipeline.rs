@@ -20,6 +20,7 @@ use crate::store::{
     DigestRow, FeedRow, FetchedPoll, MarksSignature, NewDigest, Review, Store, StoreError,
 };
 use crate::story::feedback::{self, Adjustment, MarkedText};
+use crate::story::neardup::Signature;
 use crate::story::seeds::load_seed_files;
 use crate::story::{MatchInput, Profile, Verdict, load_seeds};
 
@@ -236,6 +237,14 @@ impl Stories {
     /// The stories' names in config order.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// The near-duplicate signature of a matched item: its terms, with those of any story's
+    /// vocabulary marked (see [`Signature::for_story`]).
+    pub fn signature(&self, item: &Item) -> Signature {
+        Signature::for_story(&item.title, &item.summary, |t| {
+            self.list.iter().any(|s| s.profile.is_story_term(t))
+        })
     }
 
     /// Re-learns every story from its marks (see [`Story::learn_from`]); whether any changed.
@@ -485,6 +494,7 @@ pub async fn poll_feed(
                         })
                         .collect();
                     let story = ctx.stories.first().name.clone();
+                    let stories = Arc::clone(&ctx.stories);
                     let counts = with_store(&ctx.store, move |s| {
                         let counts = s.record_fetched(&FetchedPoll {
                             feed_id: feed.id,
@@ -497,6 +507,7 @@ pub async fn poll_feed(
                             next_poll_at: next,
                             background_before,
                             interval: Some(adapted),
+                            sign: &|item| stories.signature(item),
                         })?;
                         if let Some(new_url) = moved_permanently_to {
                             s.record_moved(feed.id, &new_url)?;
@@ -936,6 +947,7 @@ mod tests {
                 next_poll_at: now,
                 background_before: None,
                 interval: None,
+                sign: &crate::store::unsigned,
             })
             .unwrap();
         assert!(

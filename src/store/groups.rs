@@ -42,6 +42,7 @@ pub(crate) fn assign_group(
     conn: &Connection,
     item_id: i64,
     item: &Item,
+    signature: &Signature,
     seen: Timestamp,
 ) -> Result<i64> {
     let existing: Option<Option<i64>> = conn
@@ -54,7 +55,6 @@ pub(crate) fn assign_group(
     if let Some(group) = existing {
         return Ok(group.unwrap_or(item_id));
     }
-    let signature = Signature::of(&item.title, &item.summary);
     let time = to_secs(item.published.unwrap_or(seen));
     let mut best: Option<(f64, i64)> = None;
     {
@@ -181,6 +181,7 @@ mod tests {
                 next_poll_at: now,
                 background_before: None,
                 interval: None,
+                sign: &crate::store::unsigned,
             })
             .unwrap();
     }
@@ -287,7 +288,13 @@ mod tests {
         // A rescore that newly matches Reuters' copy of AP (3) puts it in AP's group.
         let now: Timestamp = "2025-05-13T12:00:00Z".parse().unwrap();
         let report = store
-            .rescore("s", |_, _| verdict(FollowUp), true, now)
+            .rescore(
+                "s",
+                |_, _| verdict(FollowUp),
+                crate::store::unsigned,
+                true,
+                now,
+            )
             .unwrap();
         assert_eq!(report.new_matches.len(), 1);
         let ids: Vec<i64> = store.group_of(4).unwrap().iter().map(|m| m.id).collect();

@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::config::FeedConfig;
 use crate::feeds::Validators;
 use crate::item::Item;
+use crate::story::neardup::Signature;
 use crate::story::{Verdict, VerdictKind};
 
 /// A database problem.
@@ -186,8 +187,14 @@ pub struct PollCounts {
     pub background: usize,
 }
 
+/// The plain signature (no story vocabulary) tests store items with.
+#[cfg(test)]
+pub(crate) fn unsigned(item: &Item) -> Signature {
+    Signature::of(&item.title, &item.summary)
+}
+
 /// A successful poll, as [`Store::record_fetched`] stores it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct FetchedPoll<'a> {
     /// The feed polled.
     pub feed_id: i64,
@@ -210,6 +217,8 @@ pub struct FetchedPoll<'a> {
     pub background_before: Option<Timestamp>,
     /// The interval the schedule settled on, remembered for polls that end in a 304.
     pub interval: Option<std::time::Duration>,
+    /// The near-duplicate signature of a newly matched item (see [`Signature::for_story`]).
+    pub sign: &'a dyn Fn(&Item) -> Signature,
 }
 
 /// A stored match with its item, as lists and digests show it.
@@ -562,6 +571,7 @@ impl Store {
             next_poll_at,
             background_before,
             interval,
+            sign,
         } = *poll;
         let tx = self
             .conn
@@ -631,7 +641,7 @@ impl Store {
                     matched = true;
                 }
                 if matched {
-                    groups::assign_group(&tx, item_id, item, now)?;
+                    groups::assign_group(&tx, item_id, item, &sign(item), now)?;
                 }
             }
         }
@@ -1321,6 +1331,7 @@ mod tests {
             next_poll_at: now,
             background_before: None,
             interval: None,
+            sign: &unsigned,
         }
     }
 

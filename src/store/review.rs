@@ -13,6 +13,7 @@ use super::{
     verdict_name,
 };
 use crate::item::Item;
+use crate::story::neardup::Signature;
 use crate::story::{Verdict, VerdictKind};
 
 /// The reason stored as the `why` of a match a reviewer added.
@@ -287,6 +288,7 @@ impl Store {
         &mut self,
         story: &str,
         mut classify: impl FnMut(&Item, Timestamp) -> Verdict,
+        sign: impl Fn(&Item) -> Signature,
         apply: bool,
         now: Timestamp,
     ) -> Result<RescoreReport> {
@@ -354,7 +356,7 @@ impl Store {
                             to_secs(now)
                         ])?;
                         // Newly matched: it joins its near-duplicates' group.
-                        super::groups::assign_group(&tx, id, &item, seen)?;
+                        super::groups::assign_group(&tx, id, &item, &sign(&item), seen)?;
                         report.new_matches.push(change);
                     }
                     (Some(_), _) if origin == Some(MatchOrigin::Reviewer) => {}
@@ -450,6 +452,7 @@ mod tests {
                 next_poll_at: now,
                 background_before: None,
                 interval: None,
+                sign: &crate::store::unsigned,
             })
             .unwrap();
         (dir, store)
@@ -504,7 +507,9 @@ mod tests {
 
         // A profile that matches nothing: only the unreviewed matcher match (4) may go.
         let off = |_: &Item, _| v(VerdictKind::OffTopic);
-        let dry = store.rescore("s", off, false, now).unwrap();
+        let dry = store
+            .rescore("s", off, crate::store::unsigned, false, now)
+            .unwrap();
         assert_eq!(
             dry.dropped.iter().map(|c| c.id).collect::<Vec<_>>(),
             vec![4]
@@ -517,7 +522,9 @@ mod tests {
             store.list_matches(&MatchFilter::default()).unwrap().len(),
             4
         );
-        store.rescore("s", off, true, now).unwrap();
+        store
+            .rescore("s", off, crate::store::unsigned, true, now)
+            .unwrap();
         let left: Vec<_> = store
             .list_matches(&MatchFilter::default())
             .unwrap()
@@ -528,7 +535,9 @@ mod tests {
         assert!(!left.iter().any(|(id, _)| *id == 4));
         // A profile that matches everything as follow-up: 4 comes back, reviews stay.
         let on = |_: &Item, _| v(VerdictKind::FollowUp);
-        let report = store.rescore("s", on, true, now).unwrap();
+        let report = store
+            .rescore("s", on, crate::store::unsigned, true, now)
+            .unwrap();
         assert_eq!(
             report.new_matches.iter().map(|c| c.id).collect::<Vec<_>>(),
             vec![4]

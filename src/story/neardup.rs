@@ -10,12 +10,21 @@
 //! the larger (a wire story and its shortened copy). Both need a minimum number of terms, so
 //! two three-word headlines do not merge on one shared word.
 //!
+//! Rewrites by different outlets (`FBI chief Kash Patel makes secret Beijing trip` and `FBI
+//! chief Kash Patel visits China amid fentanyl crackdown`) share few words beyond the story's
+//! own, so a third test looks past those: a cosine over the headline-plus-summary terms
+//! weighted by background idf, with the terms of the story's vocabulary (any seed's words)
+//! weighed down to [`STORY_TERM_WEIGHT`]. Every matched item shares *fentanyl, China,
+//! precursor*; two reports of one development also share what is particular to it (*Kash
+//! Patel*, *Amarvel*, *white paper*).
+//!
 //! The signature is stored with each matched item (as text: readable and stable across
 //! versions, no hash keys to keep), and the store groups an incoming item with the most
 //! similar item seen within [`GROUP_WINDOW_DAYS`].
 
 use std::collections::BTreeSet;
 
+use super::background::Background;
 use super::text;
 
 /// Items further apart than this (by published time, else first seen) are never grouped: the
@@ -31,19 +40,35 @@ const BODY_CONTAINMENT: f64 = 0.7;
 const MIN_TITLE_TERMS: usize = 4;
 /// Fewest headline-plus-summary terms (of the smaller item) for the containment test.
 const MIN_BODY_TERMS: usize = 8;
+/// Story-weighted cosine from which two items are one report. Measured on the shared
+/// development set's matched items published within two days of each other: pairs that are
+/// one development told by two outlets score 0.55–0.85, different developments of the same
+/// days at most 0.47.
+const DISTINCT_COSINE: f64 = 0.5;
+/// Weight of a story-vocabulary term relative to its idf in the story-weighted cosine: kept
+/// above zero, so two reports that differ only in the story's words still count them a little.
+pub const STORY_TERM_WEIGHT: f64 = 0.3;
+/// Fewest terms outside the story's vocabulary (in each item) for the story-weighted test: a
+/// headline that is nothing but the story's words, or adds a single one, says nothing
+/// particular enough to tell its development from another.
+const MIN_DISTINCT_TERMS: usize = 2;
 
 /// What near-duplicate detection compares: the distinct terms of the headline and of the
-/// headline with the summary.
+/// headline with the summary, and which of them are the story's own vocabulary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Signature {
     /// Distinct terms of the headline.
     pub title: BTreeSet<String>,
     /// Distinct terms of headline and summary.
     pub body: BTreeSet<String>,
+    /// The terms of `body` that belong to the story's vocabulary, when the signature was made
+    /// for a story ([`Signature::for_story`]); `None` disables the story-weighted test.
+    pub story: Option<BTreeSet<String>>,
 }
 
 impl Signature {
-    /// The signature of an item's headline and summary.
+    /// The signature of an item's headline and summary, without a story: only the headline
+    /// and containment tests apply.
     pub fn of(title: &str, summary: &str) -> Signature {
         let title_terms: BTreeSet<String> = text::terms(title).into_iter().collect();
         let mut body = title_terms.clone();
@@ -51,10 +76,31 @@ impl Signature {
         Signature {
             title: title_terms,
             body,
+            story: None,
         }
     }
 
-    /// The stored form: headline terms, a tab, the summary's extra terms, space-separated.
+    /// The signature of a matched item, marking the terms `is_story_term` says belong to the
+    /// story (the seeds' vocabulary), so the story-weighted test can look past them.
+    pub fn for_story(
+        title: &str,
+        summary: &str,
+        is_story_term: impl Fn(&str) -> bool,
+    ) -> Signature {
+        let mut signature = Signature::of(title, summary);
+        signature.story = Some(
+            signature
+                .body
+                .iter()
+                .filter(|t| is_story_term(t))
+                .cloned()
+                .collect(),
+        );
+        signature
+    }
+
+    /// The stored form: headline terms, a tab, the summary's extra terms, and with a story a
+    /// tab and the story-vocabulary terms, each space-separated.
     pub fn to_stored(&self) -> String {
         let title: Vec<&str> = self.title.iter().map(String::as_str).collect();
         let extra: Vec<&str> = self
@@ -62,22 +108,36 @@ impl Signature {
             .difference(&self.title)
             .map(String::as_str)
             .collect();
-        format!("{}\t{}", title.join(" "), extra.join(" "))
+        let mut out = format!("{}\t{}", title.join(" "), extra.join(" "));
+        if let Some(story) = &self.story {
+            let story: Vec<&str> = story.iter().map(String::as_str).collect();
+            out.push('\t');
+            out.push_str(&story.join(" "));
+        }
+        out
     }
 
     /// Reads the stored form back (anything unreadable gives an empty signature, which
-    /// matches nothing).
+    /// matches nothing; the two-part form of earlier versions has no story part).
     pub fn from_stored(stored: &str) -> Signature {
-        let (title, extra) = stored.split_once('\t').unwrap_or((stored, ""));
-        let title: BTreeSet<String> = title.split_whitespace().map(str::to_string).collect();
+        let mut parts = stored.splitn(3, '\t');
+        let words = |part: Option<&str>| -> BTreeSet<String> {
+            part.unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        };
+        let title = words(parts.next());
         let mut body = title.clone();
-        body.extend(extra.split_whitespace().map(str::to_string));
-        Signature { title, body }
+        body.extend(words(parts.next()));
+        let story = parts.next().map(|p| words(Some(p)));
+        Signature { title, body, story }
     }
 
-    /// How alike two items are, as a multiple of the near-duplicate threshold: the larger of
-    /// headline Jaccard over its threshold (0.75) and headline-plus-summary containment over
-    /// its threshold (0.7), each counted only with enough terms. 1.0 and above is one report;
+    /// How alike two items are, as a multiple of the near-duplicate threshold: the largest of
+    /// headline Jaccard over its threshold (0.75), headline-plus-summary containment over its
+    /// threshold (0.7) and, when both signatures know the story, the story-weighted cosine over
+    /// its threshold (0.5); each counted only with enough terms. 1.0 and above is one report;
     /// the store groups an item with its most alike earlier item.
     pub fn likeness(&self, other: &Signature) -> f64 {
         let title = if self.title.len().min(other.title.len()) >= MIN_TITLE_TERMS {
@@ -90,7 +150,50 @@ impl Signature {
         } else {
             0.0
         };
-        (title / TITLE_JACCARD).max(body / BODY_CONTAINMENT)
+        let distinct = self.story_weighted_cosine(other).unwrap_or(0.0);
+        (title / TITLE_JACCARD)
+            .max(body / BODY_CONTAINMENT)
+            .max(distinct / DISTINCT_COSINE)
+    }
+
+    /// The larger of the headline cosine and the headline-plus-summary cosine, with idf
+    /// weights and story terms (of either item) weighed down; `None` without a story on both
+    /// sides. Each cosine needs [`MIN_DISTINCT_TERMS`] terms particular to each item (outside
+    /// the story's vocabulary); a headline is compared alone too because a summary often adds
+    /// background that differs between outlets while the headlines name the same event.
+    fn story_weighted_cosine(&self, other: &Signature) -> Option<f64> {
+        let (mine, theirs) = (self.story.as_ref()?, other.story.as_ref()?);
+        let background = Background::shipped();
+        let weight = |t: &str| {
+            let idf = background.idf(t);
+            if mine.contains(t) || theirs.contains(t) {
+                idf * STORY_TERM_WEIGHT
+            } else {
+                idf
+            }
+        };
+        let cosine = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Option<f64> {
+            let particular = |s: &BTreeSet<String>| {
+                s.iter()
+                    .filter(|t| !mine.contains(*t) && !theirs.contains(*t))
+                    .count()
+            };
+            if particular(a).min(particular(b)) < MIN_DISTINCT_TERMS {
+                return None;
+            }
+            let norm =
+                |s: &BTreeSet<String>| s.iter().map(|t| weight(t).powi(2)).sum::<f64>().sqrt();
+            let dot: f64 = a.intersection(b).map(|t| weight(t).powi(2)).sum();
+            let denominator = norm(a) * norm(b);
+            (denominator > 0.0).then(|| dot / denominator)
+        };
+        match (
+            cosine(&self.title, &other.title),
+            cosine(&self.body, &other.body),
+        ) {
+            (None, None) => None,
+            (t, b) => Some(t.unwrap_or(0.0).max(b.unwrap_or(0.0))),
+        }
     }
 
     /// Whether two items are copies or rewrites of one report.
@@ -165,6 +268,96 @@ mod tests {
         assert!(!talks.is_near_duplicate(&charges));
         // Short headlines sharing a word or two are not enough.
         assert!(!sig("Fentanyl talks", "").is_near_duplicate(&sig("Fentanyl talks resume", "")));
+    }
+
+    /// Signatures made for the bundled story, as the pipeline makes them.
+    fn story_sig(title: &str, summary: &str) -> Signature {
+        use std::sync::LazyLock;
+        static PROFILE: LazyLock<crate::story::Profile> = LazyLock::new(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+            let seeds = crate::story::load_seeds(&dir).unwrap();
+            crate::story::Profile::build(seeds, &crate::story::Tuning::default()).unwrap()
+        });
+        Signature::for_story(title, summary, |t| PROFILE.is_story_term(t))
+    }
+
+    #[test]
+    fn two_outlets_telling_one_development_are_one_report() {
+        // Few shared words beyond the story's own, but the particular ones agree.
+        let a = story_sig(
+            "FBI director Kash Patel makes unannounced trip to Beijing over fentanyl",
+            "The visit follows the leaders' consensus on fentanyl, with a bilateral working \
+             group to fill in the details.",
+        );
+        let b = story_sig(
+            "Kash Patel visits China as fentanyl cooperation with the US resumes",
+            "The FBI director's low-key visit came after the leaders agreed on fentanyl; \
+             a bilateral working group will work out the deal.",
+        );
+        assert!(a.likeness(&b) >= 1.0, "{}", a.likeness(&b));
+        let c = story_sig(
+            "Jury convicts Hubei Amarvel executives on precursor import and laundering counts",
+            "The two Wuhan chemical executives were acquitted of distributing fentanyl.",
+        );
+        let d = story_sig(
+            "Amarvel Biotech executives cleared of fentanyl charge, found guilty on others",
+            "A Manhattan jury convicted the Hubei company's executives of importing a precursor \
+             and money laundering.",
+        );
+        assert!(c.likeness(&d) >= 1.0, "{}", c.likeness(&d));
+    }
+
+    #[test]
+    fn different_developments_of_the_same_days_stay_apart_with_the_story_weighting() {
+        let pairs = [
+            (
+                (
+                    "Trump raises tariffs on China to 20 percent, citing fentanyl",
+                    "",
+                ),
+                ("China vows to retaliate as US fentanyl tariffs loom", ""),
+            ),
+            (
+                (
+                    "China demands US stop shifting blame over fentanyl crisis",
+                    "The foreign ministry said Washington should look at its own demand.",
+                ),
+                (
+                    "China and US to cut tariffs after Geneva negotiation",
+                    "Both sides will lower duties for 90 days while talks continue.",
+                ),
+            ),
+            (
+                (
+                    "FBI director Kash Patel makes unannounced trip to Beijing over fentanyl",
+                    "",
+                ),
+                (
+                    "China imposes export licences on fentanyl precursors bound for US and Mexico",
+                    "",
+                ),
+            ),
+        ];
+        for ((t1, s1), (t2, s2)) in pairs {
+            let (a, b) = (story_sig(t1, s1), story_sig(t2, s2));
+            assert!(a.likeness(&b) < 1.0, "{t1} ~ {t2}: {}", a.likeness(&b));
+        }
+        // A headline made only of the story's words has nothing particular to compare.
+        let bare = story_sig("China US fentanyl talks", "");
+        assert!(bare.story_weighted_cosine(&bare).is_none());
+    }
+
+    #[test]
+    fn story_part_is_stored_and_older_two_part_signatures_still_read() {
+        let s = story_sig("Kash Patel visits Beijing for fentanyl talks", "");
+        let stored = s.to_stored();
+        assert_eq!(stored.matches('\t').count(), 2, "{stored}");
+        assert_eq!(Signature::from_stored(&stored), s);
+        let old = Signature::from_stored("fentanyl patel visit\tbeij");
+        assert_eq!(old.story, None);
+        assert!(old.body.contains("beij"));
+        // A plain signature never takes the story-weighted test.
+        assert_eq!(old.story_weighted_cosine(&s), None);
     }
 
     #[test]

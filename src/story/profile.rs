@@ -156,6 +156,8 @@ pub struct Profile {
     pub(crate) latest: Option<jiff::civil::Date>,
     /// Every term used by any seed.
     pub(crate) seed_vocabulary: HashSet<String>,
+    /// The story's core vocabulary: every facet term (see [`Profile::is_story_term`]).
+    pub(crate) core_vocabulary: HashSet<String>,
     /// Terms the user excluded.
     pub(crate) excluded: HashSet<String>,
     /// Everything the matcher needs to know about a term, in one lookup (see [`TermInfo`]).
@@ -588,6 +590,11 @@ impl Profile {
             }
         }
 
+        let core_vocabulary: HashSet<String> = facets
+            .iter()
+            .flat_map(|f| f.terms.keys().cloned())
+            .collect();
+
         let mut index: HashMap<String, TermInfo, FnvBuild> = HashMap::default();
         let blank = || TermInfo {
             centroid: 0.0,
@@ -629,6 +636,7 @@ impl Profile {
             centroid,
             known_names,
             seed_vocabulary,
+            core_vocabulary,
             excluded,
             index,
             display,
@@ -636,6 +644,14 @@ impl Profile {
             latest,
             background,
         })
+    }
+
+    /// Whether `term` (an analysed term) is part of the story's core vocabulary: a term of one
+    /// of its facets (`fentanyl`, `precursor`, `beijing`, `washington`), what every report of
+    /// the story says. Near-duplicate detection weighs such terms down, since every match
+    /// shares them; other seed words (`white` from White House, `release`) are not core.
+    pub fn is_story_term(&self, term: &str) -> bool {
+        self.core_vocabulary.contains(term)
     }
 
     /// A short human-readable summary of the profile, printed by `storywatch check`.

@@ -103,6 +103,7 @@ fn fixture(token: Option<&str>, readiness: Readiness) -> Fixture {
             now,
             background_before: None,
             interval: None,
+            sign: &crate::store::unsigned,
             next_poll_at: now + jiff::SignedDuration::from_hours(1),
         })
         .unwrap();
@@ -565,6 +566,7 @@ async fn list_shows_near_duplicate_groups_with_outlets_escaped() {
                 next_poll_at: now,
                 background_before: None,
                 interval: None,
+                sign: &crate::store::unsigned,
             })
             .unwrap();
     }

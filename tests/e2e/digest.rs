@@ -69,6 +69,7 @@ fn seed(dir: &Path, items: &[(&str, &str, VerdictKind, &str)]) {
             next_poll_at: now,
             background_before: None,
             interval: None,
+            sign: &|item| storywatch::story::neardup::Signature::of(&item.title, &item.summary),
         })
         .unwrap();
 }

@@ -98,6 +98,7 @@ fn setup(dir: &Path) -> Vec<i64> {
             next_poll_at: now,
             background_before: None,
             interval: None,
+            sign: &|item| storywatch::story::neardup::Signature::of(&item.title, &item.summary),
         })
         .unwrap();
     store
