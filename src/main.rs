@@ -1278,10 +1278,19 @@ fn learning_line(store: Option<&Store>, story: &Story) -> Result<String> {
         return Ok("review:   no database yet, nothing learned".to_string());
     };
     story.learn_from(store)?;
-    Ok(match story.adjustment().describe() {
+    let background = match story.stream_documents() {
+        0 => "background: shipped English word frequencies only (no stream items counted yet)"
+            .to_string(),
+        n => format!(
+            "background: shipped English word frequencies + {n} stream items no story matched \
+             (they weigh the centroid; facets keep the shipped rarity)"
+        ),
+    };
+    let review = match story.adjustment().describe() {
         Some(line) => format!("review:   {line}"),
         None => "review:   no items marked yet; the profile is the seeds' alone".to_string(),
-    })
+    };
+    Ok(format!("{background}\n{review}"))
 }
 
 fn status(config: &Config) -> Result<ExitCode> {

@@ -22,7 +22,7 @@ use crate::store::{
 use crate::story::feedback::{self, Adjustment, MarkedText};
 use crate::story::neardup::Signature;
 use crate::story::seeds::load_seed_files;
-use crate::story::{MatchInput, Profile, Verdict, load_seeds};
+use crate::story::{Background, MatchInput, Profile, Tuning, Verdict, load_seeds};
 
 /// The `User-Agent` storywatch sends unless the config overrides it.
 pub const USER_AGENT: &str = concat!(
@@ -53,7 +53,7 @@ pub fn delivery_retry_at(now: Timestamp, first: Duration, attempts: u32) -> Opti
 }
 
 /// The story as the pipeline uses it: its name, the profile built from the seeds, and what it
-/// learned from review.
+/// learned from the stream and from review.
 ///
 /// Clones share the learned state, so a reload of the marks in one is seen by all.
 #[derive(Debug, Clone)]
@@ -62,24 +62,37 @@ pub struct Story {
     pub name: String,
     /// The profile built from the seeds alone (what `classify` and `eval` use).
     pub profile: Profile,
-    /// The adjustment learned from the stored marks and the profile with it applied.
+    /// The user's tuning, to rebuild the profile against new stream statistics.
+    tuning: Tuning,
+    /// The profile against the stream's statistics, the adjustment learned from the stored
+    /// marks, and the profile with both.
     learned: Arc<RwLock<Learned>>,
 }
 
-/// What a story learned from review, and from which marks.
+/// What a story learned from the stream and from review, and from which data.
 #[derive(Debug)]
 struct Learned {
     /// The marks it was learned from; `None` before the first look at the database.
     signature: Option<MarksSignature>,
+    /// How many stream items the base profile's background counts.
+    stream_documents: u64,
+    /// The seed profile weighed against the shipped background and the stream statistics.
+    base: Arc<Profile>,
     /// The adjustment.
     adjustment: Arc<Adjustment>,
-    /// The seed profile with the adjustment's centroid changes applied.
+    /// The base profile with the adjustment's centroid changes applied.
     profile: Arc<Profile>,
 }
 
+/// Fewest new stream items, and share of those already counted, before the profile is weighed
+/// again: statistics of a few more items barely move an idf, and rebuilding costs a few
+/// milliseconds plus reading every term's count.
+const STREAM_REBUILD_MIN: u64 = 50;
+const STREAM_REBUILD_SHARE: u64 = 10;
+
 impl Story {
     /// Loads the seeds and builds the profile. Nothing is learned yet: call
-    /// [`Story::learn_from`] with the database to apply the marks.
+    /// [`Story::learn_from`] with the database to apply the stream and the marks.
     pub fn load(config: &StoryConfig) -> anyhow::Result<Story> {
         use anyhow::Context as _;
         let (seeds, from) = match &config.seeds {
@@ -91,30 +104,63 @@ impl Story {
         };
         let profile = Profile::build(seeds, &config.tuning)
             .with_context(|| format!("building the profile from {from}"))?;
-        Ok(Story::new(config.name.clone(), profile))
+        Ok(Story::with_tuning(
+            config.name.clone(),
+            profile,
+            config.tuning.clone(),
+        ))
     }
 
-    /// A story from a built profile, with nothing learned yet.
+    /// A story from a built profile without tuning, with nothing learned yet.
     pub fn new(name: String, profile: Profile) -> Story {
+        Story::with_tuning(name, profile, Tuning::default())
+    }
+
+    /// A story from a profile built with `tuning`, with nothing learned yet.
+    fn with_tuning(name: String, profile: Profile, tuning: Tuning) -> Story {
+        let base = Arc::new(profile.clone());
         let learned = Learned {
             signature: None,
+            stream_documents: 0,
+            base: Arc::clone(&base),
             adjustment: Arc::default(),
-            profile: Arc::new(profile.clone()),
+            profile: base,
         };
         Story {
             name,
             profile,
+            tuning,
             learned: Arc::new(RwLock::new(learned)),
         }
     }
 
-    /// Re-learns from the story's marks in `store` when they changed since the last call (one
-    /// aggregate query when they did not). Returns whether the adjustment changed.
+    /// Brings the story up to date with `store`: weighs the profile against the stream
+    /// statistics when enough new items were counted since the last time, and re-learns from
+    /// the story's marks when they changed (one aggregate query each when nothing did).
+    /// Returns whether the review adjustment changed.
     pub fn learn_from(&self, store: &Store) -> Result<bool, StoreError> {
         let signature = store.marks_signature(&self.name)?;
-        if self.read_learned().signature == Some(signature) {
+        let documents = store.stream_documents()?;
+        let (known_signature, counted, base) = {
+            let learned = self.read_learned();
+            (
+                learned.signature,
+                learned.stream_documents,
+                Arc::clone(&learned.base),
+            )
+        };
+        let reweigh = documents >= counted + STREAM_REBUILD_MIN.max(counted / STREAM_REBUILD_SHARE);
+        if !reweigh && known_signature == Some(signature) {
             return Ok(false);
         }
+        let (base, counted) = if reweigh {
+            match self.weigh_against_stream(store)? {
+                Some((profile, documents)) => (Arc::new(profile), documents),
+                None => (base, counted),
+            }
+        } else {
+            (base, counted)
+        };
         let marked = store.marked_items(&self.name)?;
         let texts: Vec<MarkedText<'_>> = marked
             .iter()
@@ -125,16 +171,54 @@ impl Story {
                 relevant: m.review == Review::Relevant,
             })
             .collect();
-        let adjustment = feedback::learn(&self.profile, &texts);
-        let profile = self.profile.with_feedback(&adjustment);
+        let adjustment = feedback::learn(&base, &texts);
+        let profile = base.with_feedback(&adjustment);
         let mut learned = self.learned.write().unwrap_or_else(|e| e.into_inner());
         let changed = learned.adjustment.reviews() != 0 || adjustment.reviews() != 0;
         *learned = Learned {
             signature: Some(signature),
+            stream_documents: counted,
+            base,
             adjustment: Arc::new(adjustment),
             profile: Arc::new(profile),
         };
         Ok(changed)
+    }
+
+    /// The seed profile rebuilt against the shipped background merged with the stored stream
+    /// statistics, and how many items those count; `None` (the old profile stays) in the
+    /// unexpected case that the seeds that built once no longer build.
+    fn weigh_against_stream(&self, store: &Store) -> Result<Option<(Profile, u64)>, StoreError> {
+        let stats = store.stream_stats()?;
+        let background = Background::shipped_with_stream(
+            stats.documents,
+            stats.terms.iter().map(|(t, n)| (t.as_str(), *n)),
+        );
+        match Profile::build_with_background(
+            self.profile.baselines.clone(),
+            &self.tuning,
+            Arc::new(background),
+        ) {
+            Ok(profile) => {
+                info!(
+                    story = %self.name,
+                    stream_items = stats.documents,
+                    terms = stats.terms.len(),
+                    "profile weighed against the stream statistics"
+                );
+                Ok(Some((profile, stats.documents)))
+            }
+            Err(err) => {
+                warn!(story = %self.name, error = %err, "cannot reweigh the profile; keeping the previous one");
+                Ok(None)
+            }
+        }
+    }
+
+    /// How many stream items (items no story matched) the profile's term weights count, beyond
+    /// the shipped background.
+    pub fn stream_documents(&self) -> u64 {
+        self.read_learned().stream_documents
     }
 
     /// What review changed (empty until [`Story::learn_from`] found marks).
@@ -900,6 +984,76 @@ mod tests {
             published: Some("2025-03-01T12:00:00Z".parse().unwrap()),
             source: None,
         }
+    }
+
+    #[test]
+    fn the_profile_is_reweighed_once_enough_stream_items_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .sync_feeds(&[FeedConfig {
+                url: "https://a.example/f".into(),
+                interval: Duration::from_secs(1800),
+                title: None,
+            }])
+            .unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let story = bundled_story("s");
+        let record = |store: &mut Store, from: usize, to: usize| {
+            let now = Timestamp::now();
+            // Off-topic news that keeps saying "officials", a word of the story's centroid.
+            let items: Vec<(Item, Verdict)> = (from..to)
+                .map(|n| {
+                    let i = news(
+                        &n.to_string(),
+                        &format!("City officials approve budget number {n}"),
+                        "Officials said the council would meet again next month.",
+                    );
+                    let v = story.classify(&i, now);
+                    (i, v)
+                })
+                .collect();
+            assert!(
+                items
+                    .iter()
+                    .all(|(_, v)| v.verdict == crate::story::VerdictKind::OffTopic)
+            );
+            store
+                .record_fetched(&FetchedPoll {
+                    feed_id,
+                    story: "s",
+                    feed_title: None,
+                    validators: &Default::default(),
+                    items: &items,
+                    more_verdicts: &[],
+                    now,
+                    next_poll_at: now,
+                    background_before: None,
+                    interval: None,
+                    sign: &crate::store::unsigned,
+                })
+                .unwrap();
+        };
+        let seeds_only = story.profile.term_weight("officials");
+        assert!(seeds_only > 0.0);
+        record(&mut store, 0, STREAM_REBUILD_MIN as usize - 1);
+        story.learn_from(&store).unwrap();
+        assert_eq!(story.stream_documents(), 0, "too few items to reweigh");
+        record(&mut store, 100, 200);
+        story.learn_from(&store).unwrap();
+        assert_eq!(story.stream_documents(), STREAM_REBUILD_MIN - 1 + 100);
+        let reweighed = story.learned_profile().term_weight("officials");
+        assert!(reweighed < seeds_only * 0.9, "{reweighed} vs {seeds_only}");
+        // What `classify` and `eval` use stays the seeds' alone.
+        assert_eq!(story.profile.term_weight("officials"), seeds_only);
+        // The facets are untouched by the stream.
+        let facets = |p: &Profile| -> Vec<std::collections::BTreeMap<String, f64>> {
+            p.facets
+                .iter()
+                .map(|f| f.terms.iter().map(|(t, w)| (t.clone(), *w)).collect())
+                .collect()
+        };
+        assert_eq!(facets(&story.learned_profile()), facets(&story.profile));
     }
 
     #[test]

@@ -136,4 +136,19 @@ ALTER TABLE items ADD COLUMN group_id INTEGER;
 CREATE INDEX items_group ON items(group_id) WHERE group_id IS NOT NULL;
 CREATE INDEX items_signed ON items(first_seen_at) WHERE signature IS NOT NULL;
 "#,
+    // ---- stream background statistics (issue 3) ------------------------------------------------
+    // Self-contained. Document frequencies of analysed terms over the items no story matched:
+    // the background the story centroid's idf is measured against (see story::background).
+    // `stream_documents` is the one-row count of those items.
+    r#"
+CREATE TABLE term_stats (
+    term      TEXT PRIMARY KEY,
+    documents INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE stream_documents (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    documents INTEGER NOT NULL
+);
+INSERT INTO stream_documents (id, documents) VALUES (1, 0);
+"#,
 ];

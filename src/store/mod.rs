@@ -9,9 +9,11 @@ mod groups;
 mod marks;
 mod migrations;
 mod review;
+mod stream;
 
 pub use groups::GroupMember;
 pub use marks::MarksSignature;
+pub use stream::StreamStats;
 
 pub use review::{
     MarkedItem, MatchOrigin, PollLag, REVIEWER_ADDED_WHY, RescoreChange, RescoreReport, SearchHit,
@@ -577,6 +579,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut counts = PollCounts::default();
+        let mut stream = stream::StreamCounts::default();
         {
             let mut insert_item = tx.prepare_cached(
                 "INSERT INTO items (feed_id, dedup_key, title, summary, content, link, source,
@@ -610,17 +613,24 @@ impl Store {
                     continue;
                 }
                 counts.new_items += 1;
-                if background {
-                    counts.background += 1;
-                    continue;
-                }
-                let item_id = tx.last_insert_rowid();
                 // The verdict of every story, the first story's first.
                 let verdicts = std::iter::once((story, verdict)).chain(
                     more_verdicts
                         .iter()
                         .filter_map(|(name, vs)| vs.get(index).map(|v| (name.as_str(), v))),
                 );
+                if verdicts
+                    .clone()
+                    .all(|(_, v)| v.verdict == VerdictKind::OffTopic)
+                {
+                    // News that is not the story: what the stream background is made of.
+                    stream.add(&Signature::of(&item.title, &item.summary).body);
+                }
+                if background {
+                    counts.background += 1;
+                    continue;
+                }
+                let item_id = tx.last_insert_rowid();
                 let mut matched = false;
                 for (story, verdict) in verdicts {
                     if verdict.verdict == VerdictKind::OffTopic {
@@ -645,6 +655,7 @@ impl Store {
                 }
             }
         }
+        stream.write(&tx)?;
         tx.execute(
             "UPDATE feeds SET title = COALESCE(?2, title), etag = ?3, last_modified = ?4,
                     last_attempt_at = ?5, last_success_at = ?5, last_error = NULL,
@@ -1339,6 +1350,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("sub/test.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn stream_statistics_count_new_items_no_story_matched_once() {
+        let (_dir, mut store) = open();
+        store.sync_feeds(&[feed("https://a.example/f")]).unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let now = Timestamp::now();
+        let batch = vec![
+            (item("1", "fentanyl talks"), verdict(VerdictKind::FollowUp)),
+            (item("2", "weather warning"), verdict(VerdictKind::OffTopic)),
+            (item("3", "weather report"), verdict(VerdictKind::OffTopic)),
+        ];
+        store.record_fetched(&poll(feed_id, &batch, now)).unwrap();
+        // Seen again: not counted again.
+        store.record_fetched(&poll(feed_id, &batch, now)).unwrap();
+        let stats = store.stream_stats().unwrap();
+        assert_eq!(stats.documents, 2);
+        assert_eq!(store.stream_documents().unwrap(), 2);
+        let count = |t: &str| stats.terms.iter().find(|(x, _)| x == t).map(|(_, n)| *n);
+        assert_eq!(count("weather"), Some(2));
+        assert_eq!(count("warn"), Some(1));
+        // The match's words are not background.
+        assert_eq!(count("fentanyl"), None);
+        assert_eq!(count("talk"), None);
+        // "summary" is in every item's summary, but counted once per counted item.
+        assert_eq!(count("summari"), Some(2));
     }
 
     #[test]

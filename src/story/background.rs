@@ -14,8 +14,15 @@
 //!
 //! A term's document probability is `(df + m·p₀) / (N + m)`, where `p₀` is the prior's
 //! probability that a short item (title and summary, [`ITEM_WORDS`] words) contains the term,
-//! `N` the observed documents and `m` the prior's weight. Its idf is `−ln` of that, and its
-//! [`Background::rarity`] the idf rescaled to [0, 1].
+//! `N` the observed documents and `m` the prior's weight. Its [`Background::idf`] is `−ln` of
+//! that: the centroid's term weights, which follow the user's stream.
+//!
+//! [`Background::rarity`] is different on purpose: the prior's idf alone, rescaled to [0, 1].
+//! It says how specific a word is in news English, and it decides the story's facets and its
+//! development words. A stream chosen for a story is full of the story's words (a DEA feed
+//! says *fentanyl* every day); if the stream could lower their rarity, the facets that define
+//! the story would erode as the daemon runs. The stream moves the similarity part of the score
+//! only, so it can sharpen ranking but not drift what the story is.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -150,11 +157,7 @@ impl Background {
 
     /// Probability that a short item contains `term`: prior and stream blended.
     pub fn probability(&self, term: &str) -> f64 {
-        let p0 = self
-            .prior
-            .get(term)
-            .copied()
-            .unwrap_or_else(|| item_probability(UNSEEN_ZIPF));
+        let p0 = self.prior_probability(term);
         if self.documents == 0 {
             return p0;
         }
@@ -162,17 +165,38 @@ impl Background {
         (df + PRIOR_DOCUMENTS * p0) / (self.documents as f64 + PRIOR_DOCUMENTS)
     }
 
-    /// Inverse document frequency, `−ln` [`Background::probability`].
+    /// Inverse document frequency, `−ln` [`Background::probability`] (prior and stream).
     pub fn idf(&self, term: &str) -> f64 {
         -self.probability(term).ln()
     }
 
-    /// Idf rescaled to [0, 1]: 0 for a word as common as [`COMMON_ZIPF`], 1 for one as rare as
-    /// [`RARE_ZIPF`] or rarer. The facet weights use this.
+    /// The prior's probability alone (see the module documentation for why rarity uses it).
+    fn prior_probability(&self, term: &str) -> f64 {
+        self.prior
+            .get(term)
+            .copied()
+            .unwrap_or_else(|| item_probability(UNSEEN_ZIPF))
+    }
+
+    /// The prior's idf rescaled to [0, 1]: 0 for a word as common as [`COMMON_ZIPF`], 1 for one
+    /// as rare as [`RARE_ZIPF`] or rarer. The facet weights and development words use this; the
+    /// stream never changes it.
     pub fn rarity(&self, term: &str) -> f64 {
         let lo = -item_probability(COMMON_ZIPF).ln();
         let hi = -item_probability(RARE_ZIPF).ln();
-        ((self.idf(term) - lo) / (hi - lo)).clamp(0.0, 1.0)
+        let idf = -self.prior_probability(term).ln();
+        ((idf - lo) / (hi - lo)).clamp(0.0, 1.0)
+    }
+
+    /// The shipped table with the given stream statistics merged in (see
+    /// [`Background::merge`]).
+    pub fn shipped_with_stream<'a>(
+        documents: u64,
+        df: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Background {
+        let mut background = Background::shipped().clone();
+        background.merge(documents, df);
+        background
     }
 
     /// Whether the prior table knows the term (an unlisted term is rarer than 40,000 words).
@@ -236,6 +260,25 @@ mod tests {
         assert_eq!(c.documents(), 2);
         assert_eq!(c.observed["a"], 2);
         assert!(c.probability("a") > c.probability("b"));
+    }
+
+    #[test]
+    fn the_stream_moves_idf_but_never_rarity() {
+        let fentanyl = term("fentanyl");
+        let before = (
+            Background::shipped().idf(&fentanyl),
+            Background::shipped().rarity(&fentanyl),
+        );
+        // A stream in which every other item says fentanyl (a DEA press-release feed).
+        let b = Background::shipped_with_stream(20_000, [(fentanyl.as_str(), 10_000)]);
+        assert!(
+            b.idf(&fentanyl) < before.0 - 5.0,
+            "{} vs {}",
+            b.idf(&fentanyl),
+            before.0
+        );
+        assert_eq!(b.rarity(&fentanyl), before.1);
+        assert_eq!(b.documents(), 20_000);
     }
 
     #[test]

@@ -501,7 +501,7 @@ impl fmt::Display for EvalReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::story::{Tuning, load_seeds};
+    use crate::story::{Background, Tuning, load_seeds};
 
     fn profile() -> Profile {
         let seeds = load_seeds(std::path::Path::new(concat!(
@@ -563,6 +563,68 @@ mod tests {
         );
         let (k, n) = report.kind_accuracy;
         assert!(n > 0 && ratio(k, n) >= 0.8, "kind accuracy {k}/{n}");
+    }
+
+    /// The stream statistics can sharpen the centroid but not drift the story: even a stream
+    /// made of the story's own coverage (every dev item a hundred times, the worst case: the
+    /// daemon counts only items no story matched) leaves detection close to the shipped
+    /// profile's, because facets and development words keep the shipped rarity.
+    #[test]
+    fn stream_statistics_cannot_drift_the_story() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/eval/dev.jsonl");
+        let Ok(text) = std::fs::read_to_string(path) else {
+            eprintln!("skipping: {path} not found");
+            return;
+        };
+        let items = read_labels(&text).unwrap();
+        let shipped = evaluate(&profile(), &items);
+        let stream = |pick: &dyn Fn(&LabelledItem) -> bool, copies: u64| {
+            let mut df: std::collections::HashMap<String, u64> = Default::default();
+            let mut documents = 0;
+            for item in items.iter().filter(|i| pick(i)) {
+                let sig = crate::story::neardup::Signature::of(&item.title, &item.summary);
+                for t in sig.body {
+                    *df.entry(t).or_default() += copies;
+                }
+                documents += copies;
+            }
+            let background = Background::shipped_with_stream(
+                documents,
+                df.iter().map(|(t, n)| (t.as_str(), *n)),
+            );
+            let seeds = profile().baselines.clone();
+            let p = Profile::build_with_background(
+                seeds,
+                &Tuning::default(),
+                std::sync::Arc::new(background),
+            )
+            .unwrap();
+            evaluate(&p, &items)
+        };
+        let off_topic = stream(&|i| i.grade == 0, 200);
+        let everything = stream(&|_| true, 100);
+        for (name, r) in [
+            ("shipped", &shipped),
+            ("+ off-topic stream", &off_topic),
+            ("+ story-heavy stream", &everything),
+        ] {
+            let (k, n) = r.kind_accuracy;
+            eprintln!(
+                "{name:<22} cost {:.3}  F1 {:.3}  kind {k}/{n}",
+                r.shipped.cost(),
+                r.shipped.f1()
+            );
+        }
+        for r in [&off_topic, &everything] {
+            assert!(
+                r.shipped.cost() <= shipped.shipped.cost() + 0.05,
+                "{} vs {}",
+                r.shipped.cost(),
+                shipped.shipped.cost()
+            );
+            let (k, n) = r.kind_accuracy;
+            assert!(ratio(k, n) >= 0.85, "kind accuracy {k}/{n}");
+        }
     }
 
     /// Generalisation figures for BENCHMARKS.md: the dev set split in halves by position (odd

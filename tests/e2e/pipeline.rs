@@ -452,6 +452,10 @@ fn without_a_channel_the_digest_is_refused_and_the_matches_wait() {
 
     let check = run(dir.path(), &["check"]);
     assert!(check.contains("WARNING: no [[notify]] channel"), "{check}");
+    assert!(
+        check.contains("background: shipped English word frequencies only"),
+        "too few stream items yet to weigh the profile:\n{check}"
+    );
     let out = storywatch(
         dir.path(),
         &["--config", "storywatch.toml", "digest", "--now"],
