@@ -97,13 +97,13 @@ fn vector_of(profile: &Profile, text_: String) -> (HashMap<String, f64>, HashMap
     let mut display = HashMap::new();
     let mut terms = Vec::with_capacity(analysed.tokens.len());
     for tok in &analysed.tokens {
-        if profile.excluded.contains(&tok.term) {
+        if profile.excluded.contains(&*tok.term) {
             continue;
         }
         display
-            .entry(tok.term.clone())
+            .entry(tok.term.to_string())
             .or_insert_with(|| analysed.text[tok.span.clone()].to_lowercase());
-        terms.push(tok.term.clone());
+        terms.push(tok.term.to_string());
     }
     (log_tf(&terms), display)
 }

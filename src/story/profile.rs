@@ -432,15 +432,15 @@ impl Profile {
             let full = format!("{}\n{}", b.title, b.text);
             let analysed = text::analyse(&full);
             for tok in &analysed.tokens {
-                if !display.contains_key(&tok.term) {
+                if !display.contains_key(&*tok.term) {
                     let surface = &analysed.text[tok.span.clone()];
-                    display.insert(tok.term.clone(), surface.to_lowercase());
+                    display.insert(tok.term.to_string(), surface.to_lowercase());
                 }
-                case.entry(tok.term.clone()).or_default().1 += 1;
+                case.entry(tok.term.to_string()).or_default().1 += 1;
             }
             for run in analysed.name_runs() {
                 for tok in &analysed.tokens[run] {
-                    case.entry(tok.term.clone()).or_default().0 += 1;
+                    case.entry(tok.term.to_string()).or_default().0 += 1;
                 }
             }
             // Sentences, for co-occurrence: split where a sentence ends.
@@ -451,13 +451,17 @@ impl Profile {
                 if gap.contains(['.', '!', '?', '\n']) && !sentence.is_empty() {
                     sentences.push(std::mem::take(&mut sentence));
                 }
-                sentence.insert(tok.term.clone());
+                sentence.insert(tok.term.to_string());
                 last = tok.span.end;
             }
             if !sentence.is_empty() {
                 sentences.push(sentence);
             }
-            let terms: Vec<String> = analysed.tokens.into_iter().map(|t| t.term).collect();
+            let terms: Vec<String> = analysed
+                .tokens
+                .into_iter()
+                .map(|t| t.term.to_string())
+                .collect();
             group_terms[group_of[i]].extend(terms.iter().cloned());
             for name in text::entities(&full) {
                 for w in name.split_whitespace() {

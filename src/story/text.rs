@@ -7,6 +7,7 @@
 //! words onto the English stems, so a Spanish or Chinese item can hit the same facets.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
@@ -488,11 +489,11 @@ pub fn is_all_caps(text: &str) -> bool {
 ///
 /// `caps` says the whole text is upper case; then `US` is read as the country, as it is
 /// far more often in headlines than the pronoun.
-fn word_term(word: &str, caps: bool) -> Option<String> {
+fn word_term(word: &str, caps: bool) -> Option<Rc<str>> {
     // "US"/"U.S" in capitals is the country; lowercase "us" is the pronoun (a stopword).
     if word == "US" || word == "U.S" || word == "U.S." || (caps && word.eq_ignore_ascii_case("us"))
     {
-        return Some("us".to_string());
+        return Some(Rc::from("us"));
     }
     // News vocabulary is Zipfian, so a small per-thread memo of word → term saves most of the
     // lowercasing and stemming. The result depends only on the word, so this stays pure.
@@ -500,7 +501,7 @@ fn word_term(word: &str, caps: bool) -> Option<String> {
         if let Some(hit) = cache.borrow().get(word) {
             return hit.clone();
         }
-        let term = uncached_term(word);
+        let term: Option<Rc<str>> = uncached_term(word).map(Rc::from);
         let mut cache = cache.borrow_mut();
         if cache.len() >= TERM_CACHE_LIMIT {
             cache.clear();
@@ -514,7 +515,7 @@ fn word_term(word: &str, caps: bool) -> Option<String> {
 const TERM_CACHE_LIMIT: usize = 50_000;
 
 thread_local! {
-    static TERM_CACHE: std::cell::RefCell<HashMap<Box<str>, Option<String>, FnvBuild>> =
+    static TERM_CACHE: std::cell::RefCell<HashMap<Box<str>, Option<Rc<str>>, FnvBuild>> =
         std::cell::RefCell::new(HashMap::default());
 }
 
@@ -549,8 +550,9 @@ fn uncached_term(word: &str) -> Option<String> {
 pub struct Token {
     /// Byte range of the source word(s) in [`Analysed::text`].
     pub span: std::ops::Range<usize>,
-    /// The analysed term (stem, or the English stem a translation maps to).
-    pub term: String,
+    /// The analysed term (stem, or the English stem a translation maps to). Shared with the
+    /// per-thread memo of word → term, so a token costs no allocation of its own.
+    pub term: Rc<str>,
 }
 
 /// A text after analysis: the normalised text and its terms in order.
@@ -569,7 +571,7 @@ impl Analysed {
     pub fn surface(&self, term: &str) -> Option<&str> {
         self.tokens
             .iter()
-            .find(|t| t.term == term)
+            .find(|t| &*t.term == term)
             .map(|t| &self.text[t.span.clone()])
     }
 }
@@ -671,7 +673,7 @@ fn analyse_owned(text: String) -> Analysed {
                     if let Some(pos) = run.find(form) {
                         tokens.push(Token {
                             span: start + pos..start + pos + form.len(),
-                            term: (*stem).to_string(),
+                            term: Rc::from(*stem),
                         });
                     }
                 }
@@ -691,13 +693,14 @@ fn analyse_owned(text: String) -> Analysed {
         };
         let end = start + word.len();
         if let Some((i, first)) = previous {
-            let before = tokens[i].term.as_str();
-            if let Some((_, _, joined)) =
-                PHRASES.iter().find(|(a, b, _)| before == *a && term == *b)
+            let before: &str = &tokens[i].term;
+            if let Some((_, _, joined)) = PHRASES
+                .iter()
+                .find(|(a, b, _)| before == *a && &*term == *b)
             {
                 tokens.push(Token {
                     span: first..end,
-                    term: (*joined).to_string(),
+                    term: Rc::from(*joined),
                 });
             }
         }
@@ -721,7 +724,7 @@ pub fn word_terms(words: &str) -> Vec<String> {
         words
             .split(' ')
             .filter(|w| !w.is_empty())
-            .filter_map(|w| word_term(w, false))
+            .filter_map(|w| word_term(w, false).map(|t| t.to_string()))
             .collect()
     } else {
         terms(words)
@@ -730,7 +733,11 @@ pub fn word_terms(words: &str) -> Vec<String> {
 
 /// All terms of `text`, in order (see [`analyse`]).
 pub fn terms(text: &str) -> Vec<String> {
-    analyse(text).tokens.into_iter().map(|t| t.term).collect()
+    analyse(text)
+        .tokens
+        .into_iter()
+        .map(|t| t.term.to_string())
+        .collect()
 }
 
 /// Capitalised word sequences (names such as `Xi Jinping`, `Wang Yi`, `Busan`) in `text`,
