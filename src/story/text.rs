@@ -521,7 +521,12 @@ thread_local! {
 
 /// [`word_term`] without the memo, for words other than `US`.
 fn uncached_term(word: &str) -> Option<String> {
-    let lower = word.to_lowercase();
+    let mut lower = word.to_lowercase();
+    if lower.contains(['’', '‘']) {
+        // Typeset apostrophes (`China’s`, `Biden’s`) are the ASCII one to the stemmer, which
+        // strips the possessive only for `'`; else `china’` would be a term of its own.
+        lower = lower.replace(['’', '‘'], "'");
+    }
     if lower.contains("fentan") {
         // fentanyl, fentanyl-related, norfentanyl, fentanilo, carfentanil…: one drug family.
         return Some("fentanyl".to_string());
@@ -807,6 +812,13 @@ mod tests {
             terms("CHINA TELLS US TO STOP"),
             vec!["china", "tell", "us", "stop"]
         );
+    }
+
+    #[test]
+    fn typeset_apostrophes_are_possessives_too() {
+        assert_eq!(terms("China’s"), terms("China's"));
+        assert_eq!(terms("China’s"), vec!["china".to_string()]);
+        assert_eq!(terms("Biden‘s talks"), terms("Biden's talks"));
     }
 
     #[test]
