@@ -865,6 +865,18 @@ impl Config {
                     ),
                 ));
             }
+            if origin != ConfigOrigin::Bundled
+                && crate::story::seeds::seed_files(&seeds).is_ok_and(|f| f.is_empty())
+            {
+                return Err(locate(
+                    Some(seeds_span),
+                    format!(
+                        "seed folder {} holds no .txt files; add one plain-text file per \
+                         baseline article, or set {section} seeds to the folder that has them",
+                        seeds.display()
+                    ),
+                ));
+            }
             let name = raw_story.name.get_ref().clone();
             if name.trim().is_empty() {
                 return Err(locate(
@@ -1449,6 +1461,22 @@ mod tests {
         assert!(err.starts_with("test.toml:3:9:"), "{err}");
         assert!(
             err.contains("does not exist") && err.contains("set [story] seeds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_seed_folder_names_line_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.md"), "not a seed").unwrap();
+        let text = format!(
+            "[story]\nname = \"s\"\nseeds = {:?}\n",
+            dir.path().display().to_string()
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("test.toml:3:9:"), "{err}");
+        assert!(
+            err.contains("holds no .txt files") && err.contains("set [story] seeds"),
             "{err}"
         );
     }
