@@ -977,7 +977,13 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                     "give some words to search for, e.g. `storywatch items search fentanyl tariff`"
                 );
             }
-            let hits = store.search_items(&query, limit)?;
+            let hits = store.search_items(
+                &query,
+                &MatchFilter {
+                    limit: Some(limit),
+                    ..MatchFilter::default()
+                },
+            )?;
             review::write_search(&mut out, &hits, json)?;
         }
         ItemsCommand::Export { format, state } => {
@@ -1406,14 +1412,14 @@ fn serve(config: Config) -> Result<ExitCode> {
             config.origin
         );
     };
-    let story = Story::load(&config.story)?;
+    let stories = Stories::load(&config)?;
     let store = Arc::new(Mutex::new(open_store(&config)?));
     runtime()?.block_on(async {
         let listener = web::bind(web_config.listen).await?;
         let listen = listener.local_addr()?;
         let state = web::WebState::new(
             store,
-            web::StoryView::from_story(&story),
+            web::StoryViews::of(&stories),
             web::WebOptions {
                 listen,
                 token: web_config.token.clone(),
