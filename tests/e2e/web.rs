@@ -557,3 +557,63 @@ fn run_serves_the_page_and_metrics_beside_the_loop_and_stops_with_it() {
         "the page stopped with the daemon"
     );
 }
+
+#[test]
+fn run_shows_the_reloaded_stories_on_the_page_after_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let feeds = crate::support::TestServer::start();
+    feeds.route(
+        "/wire.rss",
+        crate::support::Response::ok(
+            "application/rss+xml",
+            std::fs::read(crate::support::fixture("wire.rss")).unwrap(),
+        ),
+    );
+    let config = write_config(
+        dir.path(),
+        &[feeds.url("/wire.rss")],
+        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut daemon = crate::support::Daemon::start(dir.path());
+    let mut page = String::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            page = http_get(port, "/story").unwrap_or_default();
+            page.starts_with("HTTP/1.1 200") && page.contains(STORY)
+        }),
+        "{page}\nlog:\n{}",
+        daemon.log()
+    );
+    // The one story becomes two: the page must show both without a restart.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let seeds = format!(
+        "seeds = {:?}\n",
+        crate::support::seeds_dir().display().to_string()
+    );
+    let one = format!("[story]\nname = \"{STORY}\"\n{seeds}");
+    assert!(text.contains(&one), "{text}");
+    let two = format!(
+        "[[stories]]\nname = \"Renamed story\"\n{seeds}\n[[stories]]\nname = \"Second story\"\n{seeds}"
+    );
+    std::fs::write(&config, text.replace(&one, &two)).unwrap();
+    daemon.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            page = http_get(port, "/story").unwrap_or_default();
+            page.contains("Renamed story") && page.contains("Second story")
+        }),
+        "the page still shows the old story:\n{page}\nlog:\n{}",
+        daemon.log()
+    );
+    assert!(!page.contains(STORY), "{page}");
+    let second = http_get(port, "/story?name=Second+story").unwrap();
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    let list = http_get(port, "/").unwrap();
+    assert!(
+        list.contains("<option value=\"Second story\">"),
+        "the list filters by the new stories: {list}"
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+}
