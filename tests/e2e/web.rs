@@ -42,6 +42,11 @@ fn verdict(kind: VerdictKind, score: f64) -> Verdict {
 /// A config with `[web]` on a free loopback port, and a database holding three matches and
 /// one unmatched item, stored through the store API (the matcher's verdicts are given).
 fn setup(dir: &Path) -> Vec<i64> {
+    setup_with(dir, &[])
+}
+
+/// [`setup`] with further stories' verdicts for the same items (see `FetchedPoll`).
+fn setup_with(dir: &Path, more: &[(String, Vec<Verdict>)]) -> Vec<i64> {
     write_config(dir, &[], "[web]\nlisten = \"127.0.0.1:0\"\n");
     let mut store = Store::open(&dir.join("storywatch.db")).unwrap();
     store
@@ -93,7 +98,7 @@ fn setup(dir: &Path) -> Vec<i64> {
                 last_modified: None,
             },
             items: &items,
-            more_verdicts: &[],
+            more_verdicts: more,
             now,
             next_poll_at: now,
             background_before: None,
@@ -248,6 +253,95 @@ fn review_reads_decisions_from_stdin() {
     assert!(
         again.contains("[1/1]") && again.contains("reviewed: 0 relevant"),
         "{again}"
+    );
+}
+
+/// The second story of [`two_stories`].
+const SECOND: &str = "Second story";
+
+/// [`setup`] with the config's one story turned into two `[[stories]]`: the second matches
+/// the first two items as follow-ups and passes over the rest.
+fn two_stories(dir: &Path) {
+    let follow = || verdict(VerdictKind::FollowUp, 0.8);
+    let off = || verdict(VerdictKind::OffTopic, 0.0);
+    setup_with(
+        dir,
+        &[(SECOND.to_string(), vec![follow(), follow(), off(), off()])],
+    );
+    into_stories(&dir.join("storywatch.toml"), [STORY, SECOND]);
+}
+
+/// Turns the test config's `[story]` into two `[[stories]]` on the same seeds.
+fn into_stories(config: &Path, names: [&str; 2]) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let seeds = format!(
+        "seeds = {:?}\n",
+        crate::support::seeds_dir().display().to_string()
+    );
+    let one = format!("[story]\nname = \"{STORY}\"\n{seeds}");
+    assert!(text.contains(&one), "{text}");
+    let [first, second] = names;
+    let two = format!(
+        "[[stories]]\nname = \"{first}\"\n{seeds}\n[[stories]]\nname = \"{second}\"\n{seeds}"
+    );
+    std::fs::write(config, text.replace(&one, &two)).unwrap();
+}
+
+fn review_in(dir: &Path, story: &str) -> Vec<(String, Review)> {
+    let store = Store::open(&dir.join("storywatch.db")).unwrap();
+    store
+        .list_matches(&MatchFilter {
+            story: Some(story.into()),
+            ..MatchFilter::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.title, m.review))
+        .collect()
+}
+
+#[test]
+fn review_per_story_marks_the_shown_item_story_pair_only() {
+    let dir = tempfile::tempdir().unwrap();
+    two_stories(dir.path());
+    let cfg = ["--config", "storywatch.toml"];
+    // The second story's queue: its two follow-ups, newest first (the CSV-hostile one).
+    let out = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["review", "--story", SECOND]].concat(),
+        Some("x\n"),
+    ));
+    assert!(out.contains("[1/2]") && out.contains("HYPERLINK"), "{out}");
+    assert!(out.contains(&format!("story: {SECOND}")), "{out}");
+    let state = |story: &str, needle: &str| {
+        review_in(dir.path(), story)
+            .into_iter()
+            .find(|(t, _)| t.contains(needle))
+            .map(|(_, r)| r)
+    };
+    assert_eq!(state(SECOND, "HYPERLINK"), Some(Review::Irrelevant));
+    assert_eq!(
+        state(STORY, "HYPERLINK"),
+        Some(Review::Unreviewed),
+        "the other story's match of the same item is not marked"
+    );
+    // Without --story every (item, story) pair is queued, each shown with its story.
+    let out = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["review"]].concat(),
+        Some("q\n"),
+    ));
+    assert!(out.contains("[1/4]"), "3 + 2 matches, one marked: {out}");
+    let unknown = storywatch(
+        dir.path(),
+        &[&cfg[..], &["review", "--story", "nope"]].concat(),
+        None,
+    );
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("no story named \"nope\"") && err.contains(SECOND),
+        "{err}"
     );
 }
 
@@ -586,17 +680,7 @@ fn run_shows_the_reloaded_stories_on_the_page_after_sighup() {
         daemon.log()
     );
     // The one story becomes two: the page must show both without a restart.
-    let text = std::fs::read_to_string(&config).unwrap();
-    let seeds = format!(
-        "seeds = {:?}\n",
-        crate::support::seeds_dir().display().to_string()
-    );
-    let one = format!("[story]\nname = \"{STORY}\"\n{seeds}");
-    assert!(text.contains(&one), "{text}");
-    let two = format!(
-        "[[stories]]\nname = \"Renamed story\"\n{seeds}\n[[stories]]\nname = \"Second story\"\n{seeds}"
-    );
-    std::fs::write(&config, text.replace(&one, &two)).unwrap();
+    into_stories(&config, ["Renamed story", "Second story"]);
     daemon.signal("HUP");
     assert!(
         eventually(Duration::from_secs(20), || {
