@@ -502,55 +502,126 @@ async fn browser_marks_an_item_with_the_keyboard() {
         .await
         .expect("the script selects the first item");
     assert!(first.attr("id").await.unwrap().is_some());
-    let shot = client.screenshot().await.unwrap();
-    std::fs::write(dir.path().join("review-page.png"), &shot).unwrap();
-    if let Some(path) = std::env::var_os("STORYWATCH_SCREENSHOT") {
-        std::fs::write(path, &shot).unwrap();
-    }
+    // Screenshots go to the build's output, never into the repository.
+    let output = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("test-output");
+    std::fs::create_dir_all(&output).unwrap();
+    std::fs::write(
+        output.join("review-page.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
 
-    // j moves to the second item (newest first: the CSV-hostile one), x marks it irrelevant.
-    let body = client.find(fantoccini::Locator::Css("body")).await.unwrap();
-    body.send_keys("j").await.unwrap();
-    let selected = client
+    // Newest first: the weather item, the CSV-hostile one, the US–China one.
+    // j moves to the second item, x marks it irrelevant.
+    press(&client, "j").await;
+    assert!(selected(&client).await.contains("HYPERLINK"));
+    press(&client, "x").await;
+    wait_for(dir.path(), "HYPERLINK", Review::Irrelevant);
+    // The page came back after the POST-redirect with the next item selected and the mark shown.
+    let shown = wait_selected(&client, "US and China").await;
+    assert!(shown, "after x the next item is selected");
+    client
+        .find(fantoccini::Locator::Css("article.item.irrelevant"))
+        .await
+        .expect("the mark is shown");
+    // k moves back up; u undoes its mark and stays on it.
+    press(&client, "k").await;
+    assert!(selected(&client).await.contains("HYPERLINK"));
+    press(&client, "u").await;
+    wait_for(dir.path(), "HYPERLINK", Review::Unreviewed);
+    assert!(
+        eventually_async(|| async {
+            client
+                .find_all(fantoccini::Locator::Css("article.item.irrelevant"))
+                .await
+                .is_ok_and(|found| found.is_empty())
+        })
+        .await,
+        "the page shows the undo"
+    );
+    assert!(
+        wait_selected(&client, "HYPERLINK").await,
+        "an undo stays put"
+    );
+    // k to the first item, r marks it relevant.
+    press(&client, "k").await;
+    assert!(selected(&client).await.contains("weather"));
+    press(&client, "r").await;
+    wait_for(dir.path(), "weather", Review::Relevant);
+    assert!(wait_selected(&client, "HYPERLINK").await);
+    let states = reviews(dir.path());
+    let state = |needle: &str| states.iter().find(|(t, _)| t.contains(needle)).unwrap().1;
+    assert_eq!(state("HYPERLINK"), Review::Unreviewed, "{states:?}");
+    assert_eq!(state("US and China"), Review::Unreviewed, "{states:?}");
+    std::fs::write(
+        output.join("review-page-after.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    client.close().await.unwrap();
+}
+
+/// Presses a key on the page.
+async fn press(client: &fantoccini::Client, key: &str) {
+    client
+        .find(fantoccini::Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys(key)
+        .await
+        .unwrap();
+}
+
+/// The selected item's headline.
+async fn selected(client: &fantoccini::Client) -> String {
+    client
         .find(fantoccini::Locator::Css("article.item.selected h2"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    assert!(selected.contains("HYPERLINK"), "selected {selected:?}");
-    body.send_keys("x").await.unwrap();
-    let marked = eventually(Duration::from_secs(10), || {
-        reviews(dir.path())
+        .unwrap()
+}
+
+/// Whether the page (reloaded after a mark) comes to select the item whose headline holds
+/// `needle`.
+async fn wait_selected(client: &fantoccini::Client, needle: &str) -> bool {
+    eventually_async(|| async {
+        match client
+            .find(fantoccini::Locator::Css("article.item.selected h2"))
+            .await
+        {
+            Ok(h2) => h2.text().await.is_ok_and(|t| t.contains(needle)),
+            Err(_) => false,
+        }
+    })
+    .await
+}
+
+/// Polls an async check for up to ten seconds.
+async fn eventually_async<F: std::future::Future<Output = bool>>(
+    mut check: impl FnMut() -> F,
+) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Waits until the database shows the item whose headline holds `needle` in `state`.
+fn wait_for(dir: &Path, needle: &str, state: Review) {
+    let done = eventually(Duration::from_secs(10), || {
+        reviews(dir)
             .iter()
-            .any(|(t, r)| t.contains("HYPERLINK") && *r == Review::Irrelevant)
+            .any(|(t, r)| t.contains(needle) && *r == state)
     });
-    assert!(
-        marked,
-        "the database shows the mark: {:?}",
-        reviews(dir.path())
-    );
-    // The page came back after the POST-redirect with the next item selected and the mark shown.
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(fantoccini::Locator::Css("article.item.irrelevant"))
-        .await
-        .unwrap();
-    let others: Vec<_> = reviews(dir.path())
-        .into_iter()
-        .filter(|(t, _)| !t.contains("HYPERLINK"))
-        .collect();
-    assert!(
-        others.iter().all(|(_, r)| *r == Review::Unreviewed),
-        "{others:?}"
-    );
-    std::fs::write(
-        dir.path().join("review-page-after.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
-    client.close().await.unwrap();
+    assert!(done, "{needle} is not {state:?}: {:?}", reviews(dir));
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
