@@ -202,6 +202,9 @@ enum ItemsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only this story's matches, and the items it did not match.
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
     /// Write every match (newest first) as JSON or CSV to stdout.
     Export {
@@ -979,21 +982,31 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             }
             writeln!(out, "item {id} marked {}", Review::from(state).as_str())?;
         }
-        ItemsCommand::Search { query, json, limit } => {
+        ItemsCommand::Search {
+            query,
+            json,
+            limit,
+            story,
+        } => {
             let query = query.join(" ");
             if fts_query(&query).is_none() {
                 bail!(
                     "give some words to search for, e.g. `storywatch items search fentanyl tariff`"
                 );
             }
+            if let Some(name) = &story {
+                named_story(config, name)?;
+            }
             let hits = store.search_items(
                 &query,
                 &MatchFilter {
                     limit: Some(limit),
+                    story,
                     ..MatchFilter::default()
                 },
             )?;
-            review::write_search(&mut out, &hits, json)?;
+            let several = !config.other_stories.is_empty();
+            review::write_search(&mut out, &hits, json, several)?;
         }
         ItemsCommand::Export { format, state } => {
             let rows = store.list_matches(&MatchFilter {

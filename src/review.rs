@@ -43,17 +43,26 @@ fn day(time: Timestamp) -> String {
     time.strftime("%Y-%m-%d").to_string()
 }
 
-/// Prints search results: one line per item, or JSON lines.
-pub fn write_search(out: &mut impl Write, hits: &[SearchHit], json: bool) -> Result<()> {
+/// Prints search results: one line per hit (an item two stories matched is a line for each,
+/// named with its story when `several` stories are followed), or JSON lines.
+pub fn write_search(
+    out: &mut impl Write,
+    hits: &[SearchHit],
+    json: bool,
+    several: bool,
+) -> Result<()> {
     for hit in hits {
         if json {
             writeln!(out, "{}", serde_json::to_string(hit)?)?;
             continue;
         }
-        let state = match (hit.verdict, hit.review) {
+        let mut state = match (hit.verdict, hit.review) {
             (Some(v), Some(r)) => format!("{} {}", verdict_label(v), r.as_str()),
             _ => "not matched".to_string(),
         };
+        if let (true, Some(story)) = (several, &hit.story) {
+            state = format!("{state} [{}]", one_line(story));
+        }
         writeln!(
             out,
             "{:>6}  {}  {:<22}  {}  ({})",

@@ -346,6 +346,47 @@ fn review_per_story_marks_the_shown_item_story_pair_only() {
 }
 
 #[test]
+fn items_search_shows_each_story_match_and_filters_by_story() {
+    let dir = tempfile::tempdir().unwrap();
+    two_stories(dir.path());
+    let cfg = ["--config", "storywatch.toml"];
+    let all = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["items", "search", "precursor", "chemicals"]].concat(),
+        None,
+    ));
+    let lines: Vec<&str> = all.lines().filter(|l| l.contains("US and China")).collect();
+    assert_eq!(lines.len(), 2, "one line per story: {all}");
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("[{SECOND}]")))
+            && lines.iter().any(|l| l.contains(&format!("[{STORY}]"))),
+        "{all}"
+    );
+    let second = success(&storywatch(
+        dir.path(),
+        &[
+            &cfg[..],
+            &[
+                "items",
+                "search",
+                "--story",
+                SECOND,
+                "precursor",
+                "chemicals",
+            ],
+        ]
+        .concat(),
+        None,
+    ));
+    assert_eq!(second.lines().count(), 2, "{second}");
+    assert!(
+        second.contains(&format!("follow-up unreviewed [{SECOND}]")),
+        "{second}"
+    );
+    assert!(second.contains("Mexican cartel") && second.contains("not matched"));
+}
+
+#[test]
 fn rescore_dry_run_changes_nothing_and_apply_keeps_reviews() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
