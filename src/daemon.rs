@@ -139,14 +139,11 @@ pub async fn run(
     let database = store.path().to_path_buf();
     let store = Arc::new(Mutex::new(store));
     let mut running = Running::new(config, stories, &store)?;
-    // The review page ([web]) shares the store and stops on the same shutdown as the loop.
-    let web = crate::web::start_for_daemon(
-        &running.config,
-        running.stories.first(),
-        &store,
-        shutdown.clone(),
-    )
-    .await?;
+    // The review page ([web]) shares the store and stops on the same shutdown as the loop; it
+    // shows the stories through a handle each reload updates.
+    let views = crate::web::StoryViews::of(&running.stories);
+    let web =
+        crate::web::start_for_daemon(&running.config, &views, &store, shutdown.clone()).await?;
 
     let last = lock(&store)?.last_digest()?;
     let mut digest_due = next_digest_due(
@@ -195,6 +192,7 @@ pub async fn run(
             }) {
                 Ok(new) => {
                     running = new;
+                    views.replace(&running.stories);
                     let last = lock(&store)?.last_digest()?;
                     digest_due = next_digest_due(
                         &running.config,

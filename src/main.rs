@@ -113,8 +113,12 @@ enum Command {
     /// Review unreviewed matches one at a time in the terminal.
     ///
     /// Reads one line per decision: r = relevant, x = irrelevant, s = skip, o = print (and on a
-    /// terminal open) the link, q = quit.
-    Review,
+    /// terminal open) the link, q = quit. Each mark is for the shown story's match only.
+    Review {
+        /// Review this story's matches only (default: every story's, each shown with its story).
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
+    },
     /// Re-run the current profile over every stored item: shows new and dropped matches.
     ///
     /// Review state is kept; matches a person reviewed or a digest carried are never removed.
@@ -198,6 +202,9 @@ enum ItemsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only this story's matches, and the items it did not match.
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
     /// Write every match (newest first) as JSON or CSV to stdout.
     Export {
@@ -468,7 +475,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
         Command::Service(ServiceCommand::Install { user, root }) => service_install(user, &root),
         Command::Serve => serve(config()?),
-        Command::Review => review(&config()?),
+        Command::Review { story } => review(&config()?, story.as_deref()),
         Command::Rescore { dry_run } => rescore(&config()?, dry_run),
     }
 }
@@ -581,17 +588,22 @@ struct ClassifyInput {
     published: Option<String>,
 }
 
+/// The config's story named `name`, or an error that lists the names there are.
+fn named_story<'a>(config: &'a Config, name: &str) -> Result<&'a storywatch::config::StoryConfig> {
+    config.stories().find(|s| s.name == name).with_context(|| {
+        let names: Vec<&str> = config.stories().map(|s| s.name.as_str()).collect();
+        format!(
+            "{}: no story named {name:?}; the config's stories are {}",
+            config.origin,
+            names.join(", ")
+        )
+    })
+}
+
 fn classify(config: &Config, json: bool, name: Option<&str>) -> Result<ExitCode> {
     let chosen = match name {
         None => &config.story,
-        Some(name) => config.stories().find(|s| s.name == name).with_context(|| {
-            let names: Vec<&str> = config.stories().map(|s| s.name.as_str()).collect();
-            format!(
-                "{}: no story named {name:?}; the config's stories are {}",
-                config.origin,
-                names.join(", ")
-            )
-        })?,
+        Some(name) => named_story(config, name)?,
     };
     let story = Story::load(chosen)?;
     let stdin = std::io::stdin().lock();
@@ -970,15 +982,31 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             }
             writeln!(out, "item {id} marked {}", Review::from(state).as_str())?;
         }
-        ItemsCommand::Search { query, json, limit } => {
+        ItemsCommand::Search {
+            query,
+            json,
+            limit,
+            story,
+        } => {
             let query = query.join(" ");
             if fts_query(&query).is_none() {
                 bail!(
                     "give some words to search for, e.g. `storywatch items search fentanyl tariff`"
                 );
             }
-            let hits = store.search_items(&query, limit)?;
-            review::write_search(&mut out, &hits, json)?;
+            if let Some(name) = &story {
+                named_story(config, name)?;
+            }
+            let hits = store.search_items(
+                &query,
+                &MatchFilter {
+                    limit: Some(limit),
+                    story,
+                    ..MatchFilter::default()
+                },
+            )?;
+            let several = !config.other_stories.is_empty();
+            review::write_search(&mut out, &hits, json, several)?;
         }
         ItemsCommand::Export { format, state } => {
             let rows = store.list_matches(&MatchFilter {
@@ -1406,14 +1434,14 @@ fn serve(config: Config) -> Result<ExitCode> {
             config.origin
         );
     };
-    let story = Story::load(&config.story)?;
+    let stories = Stories::load(&config)?;
     let store = Arc::new(Mutex::new(open_store(&config)?));
     runtime()?.block_on(async {
         let listener = web::bind(web_config.listen).await?;
         let listen = listener.local_addr()?;
         let state = web::WebState::new(
             store,
-            web::StoryView::from_story(&story),
+            web::StoryViews::of(&stories),
             web::WebOptions {
                 listen,
                 token: web_config.token.clone(),
@@ -1434,13 +1462,16 @@ fn serve(config: Config) -> Result<ExitCode> {
 }
 
 /// `review`: unreviewed matches one at a time; decisions are lines on stdin.
-fn review(config: &Config) -> Result<ExitCode> {
+fn review(config: &Config, story: Option<&str>) -> Result<ExitCode> {
     use std::io::IsTerminal;
+    if let Some(name) = story {
+        named_story(config, name)?;
+    }
     let mut store = open_store(config)?;
     let interactive = std::io::stdin().is_terminal();
     let mut input = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
-    review::interactive(&mut store, &mut input, &mut out, |link| {
+    review::interactive(&mut store, story, &mut input, &mut out, |link| {
         // Only a person at a terminal wants a browser window; piped input just gets the link.
         if interactive {
             let _ = std::process::Command::new("xdg-open")

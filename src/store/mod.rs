@@ -281,6 +281,8 @@ pub struct MatchFilter {
     pub until: Option<Timestamp>,
     /// At most this many, newest first.
     pub limit: Option<usize>,
+    /// Skip this many first (paging, with `limit`).
+    pub offset: Option<usize>,
 }
 
 /// A digest as stored.
@@ -731,14 +733,16 @@ impl Store {
                AND (?4 IS NULL OR m.story = ?4)
                AND (?5 IS NULL OR COALESCE(i.published_at, i.first_seen_at) >= ?5)
                AND (?6 IS NULL OR COALESCE(i.published_at, i.first_seen_at) < ?6)
-             ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC LIMIT ?2",
+             ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC, m.story
+             LIMIT ?2 OFFSET ?7",
             params![
                 review,
                 limit,
                 verdict,
                 filter.story,
                 filter.since.map(to_secs),
-                filter.until.map(to_secs)
+                filter.until.map(to_secs),
+                filter.offset.unwrap_or(0) as i64
             ],
         )
     }
