@@ -730,9 +730,11 @@ pub async fn poll_feeds(
             // instead of failing the whole cycle and leaving the feed due forever.
             let inner = {
                 let (ctx, feed) = (ctx.clone(), feed.clone());
-                tokio::spawn(async move { poll_feed(&ctx, feed, interval).await })
+                AbortOnDrop(tokio::spawn(async move {
+                    poll_feed(&ctx, feed, interval).await
+                }))
             };
-            let report = match inner.await {
+            let report = match inner.wait().await {
                 Ok(report) => report,
                 Err(err) => {
                     let message = format!("internal error while polling: {err}; please report it");
@@ -758,6 +760,24 @@ pub async fn poll_feeds(
     }
     reports.sort_by_key(|(index, _)| *index);
     Ok(reports.into_iter().map(|(_, report)| report).collect())
+}
+
+/// A spawned poll that is cancelled when its handle is dropped. A plain `JoinHandle` detaches
+/// on drop, so abandoning a cycle on shutdown would leave its fetches running on; with this,
+/// dropping the cycle's future cancels every in-flight poll at its next await (a store write
+/// already under way finishes first: it runs whole on a blocking thread, in one transaction).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn wait(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Pairs each stored active feed with the interval of its config entry (matched by the URL the
