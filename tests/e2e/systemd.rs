@@ -278,7 +278,12 @@ fn a_rejected_reload_is_logged_and_shown_in_the_status_line_and_the_old_config_k
     use std::time::Duration;
     let server = wire_server();
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::support::write_config(dir.path(), &[server.url("/wire.rss")], "");
+    let port = crate::web::free_port();
+    let config = crate::support::write_config(
+        dir.path(),
+        &[server.url("/wire.rss")],
+        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
     let mut notify = NotifySocket::bind(&dir.path().join("notify.sock"));
     let mut daemon = notified_daemon(dir.path(), &dir.path().join("notify.sock"));
     notify
@@ -313,8 +318,11 @@ fn a_rejected_reload_is_logged_and_shown_in_the_status_line_and_the_old_config_k
         daemon.log()
     );
 
-    // The old configuration keeps running: the loop stays alive and feeds the watchdog.
+    // The old configuration keeps running: the loop stays alive and feeds the watchdog, and
+    // the review page it configured still says ready.
     notify.expect_watchdog();
+    let ready = crate::web::http_get(port, "/readyz").unwrap_or_default();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "died on a bad reload"
