@@ -951,6 +951,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn dropping_a_poll_handle_cancels_its_task() {
+        // The task owns the sender; its future is dropped (and the sender with it) only when
+        // the task is cancelled, since it never finishes by itself.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let poll = AbortOnDrop(tokio::spawn(async move {
+            let _held = tx;
+            std::future::pending::<()>().await
+        }));
+        drop(poll);
+        // The bound only turns a regression's hang into a failure; cancelling takes microseconds.
+        let closed = tokio::time::timeout(Duration::from_secs(60), rx).await;
+        assert!(
+            matches!(closed, Ok(Err(_))),
+            "the task still runs after its handle went"
+        );
+    }
+
+    #[tokio::test]
     async fn a_failing_channel_is_tried_once_per_pass() {
         let dir = tempfile::tempdir().unwrap();
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
