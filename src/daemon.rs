@@ -200,12 +200,21 @@ pub async fn run(
                         Timestamp::now(),
                     );
                     info!(feeds = running.config.feeds.len(), "configuration reloaded");
+                    notifier.ready(&format!(
+                        "configuration reloaded; watching {} feeds; next digest {digest_due}",
+                        running.config.feeds.len()
+                    ));
                 }
                 Err(err) => {
-                    error!(error = %format!("{err:#}"), "reload rejected; keeping the running configuration")
+                    let err = format!("{err:#}");
+                    error!(error = %err, "reload rejected; keeping the running configuration");
+                    // `systemctl reload` cannot fail a reload that was only signalled, so the
+                    // status line is where a person sees that the edit did not take.
+                    notifier.ready(&format!(
+                        "reload rejected, still running the previous configuration: {err}"
+                    ));
                 }
             }
-            notifier.ready("configuration reloaded");
         }
 
         let now = Timestamp::now();

@@ -730,9 +730,11 @@ pub async fn poll_feeds(
             // instead of failing the whole cycle and leaving the feed due forever.
             let inner = {
                 let (ctx, feed) = (ctx.clone(), feed.clone());
-                tokio::spawn(async move { poll_feed(&ctx, feed, interval).await })
+                AbortOnDrop(tokio::spawn(async move {
+                    poll_feed(&ctx, feed, interval).await
+                }))
             };
-            let report = match inner.await {
+            let report = match inner.wait().await {
                 Ok(report) => report,
                 Err(err) => {
                     let message = format!("internal error while polling: {err}; please report it");
@@ -758,6 +760,24 @@ pub async fn poll_feeds(
     }
     reports.sort_by_key(|(index, _)| *index);
     Ok(reports.into_iter().map(|(_, report)| report).collect())
+}
+
+/// A spawned poll that is cancelled when its handle is dropped. A plain `JoinHandle` detaches
+/// on drop, so abandoning a cycle on shutdown would leave its fetches running on; with this,
+/// dropping the cycle's future cancels every in-flight poll at its next await (a store write
+/// already under way finishes first: it runs whole on a blocking thread, in one transaction).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn wait(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Pairs each stored active feed with the interval of its config entry (matched by the URL the
@@ -927,6 +947,24 @@ mod tests {
         assert_eq!(
             next_poll_time(now, Duration::from_secs(86_400), 5).as_second() - now.as_second(),
             86_400
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_a_poll_handle_cancels_its_task() {
+        // The task owns the sender; its future is dropped (and the sender with it) only when
+        // the task is cancelled, since it never finishes by itself.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let poll = AbortOnDrop(tokio::spawn(async move {
+            let _held = tx;
+            std::future::pending::<()>().await
+        }));
+        drop(poll);
+        // The bound only turns a regression's hang into a failure; cancelling takes microseconds.
+        let closed = tokio::time::timeout(Duration::from_secs(60), rx).await;
+        assert!(
+            matches!(closed, Ok(Err(_))),
+            "the task still runs after its handle went"
         );
     }
 
