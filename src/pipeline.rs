@@ -375,7 +375,7 @@ pub enum FeedOutcome {
     NotModified,
     /// The poll failed; the feed backs off.
     Failed {
-        /// Stable kind (`timeout`, `http_status`, `parse`, …).
+        /// Stable kind (`timeout`, `http_status`, `malformed_xml`, `html_page`, …).
         kind: String,
         /// What happened, for a person.
         message: String,
@@ -510,7 +510,10 @@ pub async fn poll_feed(
         let settled = schedule.interval(interval, feed.interval);
         let fetched = ctx.fetcher.fetch(&feed.url, &feed.validators).await;
         let outcome = match fetched {
-            Ok(FetchOutcome::NotModified { cache }) => {
+            Ok(FetchOutcome::NotModified {
+                cache,
+                moved_permanently_to,
+            }) => {
                 let next = schedule.next_after_success(
                     now,
                     &feed.url,
@@ -519,7 +522,11 @@ pub async fn poll_feed(
                     cache.min_wait(),
                 );
                 with_store(&ctx.store, move |s| {
-                    s.record_not_modified(feed.id, now, next)
+                    s.record_not_modified(feed.id, now, next)?;
+                    if let Some(new_url) = moved_permanently_to {
+                        s.record_moved(feed.id, &new_url)?;
+                    }
+                    Ok(())
                 })
                 .await?;
                 FeedOutcome::NotModified
@@ -615,7 +622,7 @@ pub async fn poll_feed(
                     }
                 }
                 Err(err) => {
-                    failed(ctx, &feed, settled, now, "parse", err.to_string(), None).await?
+                    failed(ctx, &feed, settled, now, err.kind(), err.to_string(), None).await?
                 }
             },
             Err(err) => {
