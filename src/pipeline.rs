@@ -17,7 +17,8 @@ use crate::feeds::schedule::{self, Schedule};
 use crate::feeds::{FetchError, FetchOutcome, FetchSettings, Fetcher, parse_feed};
 use crate::item::Item;
 use crate::store::{
-    DigestRow, FeedRow, FetchedPoll, MarksSignature, NewDigest, Review, Store, StoreError,
+    DigestRow, FeedRow, FeedStatus, FetchedPoll, MarksSignature, NewDigest, Review, Store,
+    StoreError,
 };
 use crate::story::feedback::{self, Adjustment, MarkedText};
 use crate::story::neardup::Signature;
@@ -765,6 +766,23 @@ pub async fn poll_feeds(
     }
     reports.sort_by_key(|(index, _)| *index);
     Ok(reports.into_iter().map(|(_, report)| report).collect())
+}
+
+/// Why `poll --once`, which otherwise polls every feed now whatever its schedule, leaves this
+/// feed alone: the publisher removed it (410 Gone disabled it) or asked, with 429 or
+/// `Retry-After`, for a wait that has not passed yet. `None` means poll it.
+pub fn once_skip_reason(feed: &FeedStatus, now: Timestamp) -> Option<String> {
+    if let Some(reason) = &feed.disabled_reason {
+        return Some(format!("disabled: {reason}"));
+    }
+    let held_until = feed.next_poll_at.filter(|at| *at > now)?;
+    (feed.last_error_kind.as_deref() == Some(crate::feeds::fetch::RATE_LIMITED)).then(|| {
+        format!(
+            "{}: the server asked not to be polled before {}",
+            crate::feeds::fetch::RATE_LIMITED,
+            held_until.strftime("%Y-%m-%d %H:%M:%S UTC")
+        )
+    })
 }
 
 /// Pairs each stored active feed with the interval of its config entry (matched by the URL the

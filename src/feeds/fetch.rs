@@ -19,6 +19,12 @@ use reqwest::header::{
 };
 use url::{Host, Url};
 
+/// The error kind of an answer that asks to be left alone for a while: 429 Too Many Requests,
+/// or any error status with `Retry-After`. Unlike other failures, such a wait is honoured even
+/// by `poll --once`, which otherwise polls every feed at once: a publisher that says "not
+/// before" means it, and ignoring it is how clients get banned.
+pub const RATE_LIMITED: &str = "rate_limited";
+
 /// Most redirects followed for one fetch; real feeds need one or two.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -213,6 +219,10 @@ impl FetchError {
             FetchError::Timeout { .. } => "timeout",
             FetchError::Connect { .. } => "connect",
             FetchError::Network { .. } => "network",
+            FetchError::HttpStatus {
+                status,
+                retry_after,
+            } if *status == 429 || retry_after.is_some() => RATE_LIMITED,
             FetchError::HttpStatus { .. } => "http_status",
             FetchError::TooLarge { .. } => "too_large",
             FetchError::RedirectLoop { .. } => "redirect_loop",
@@ -928,5 +938,16 @@ mod tests {
             "the server answered HTTP 503 and asked to retry after 120s"
         );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
+        assert_eq!(e.kind(), RATE_LIMITED);
+        let e = FetchError::HttpStatus {
+            status: 429,
+            retry_after: None,
+        };
+        assert_eq!(e.kind(), RATE_LIMITED);
+        let e = FetchError::HttpStatus {
+            status: 503,
+            retry_after: None,
+        };
+        assert_eq!(e.kind(), "http_status");
     }
 }

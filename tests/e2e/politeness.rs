@@ -117,9 +117,14 @@ fn gone_disables_the_feed_until_enabled_or_its_entry_changes() {
     let digest = run(dir.path(), &["digest", "--dry-run"]);
     assert!(digest.contains("disabled: 410 Gone"), "{digest}");
 
-    // Not polled again, the others are.
+    // Not polled again, the others are; the report says why.
     let second = run(dir.path(), &["poll", "--once"]);
     assert!(second.contains("polled 1 feeds"), "{second}");
+    assert!(second.contains("; 1 skipped"), "{second}");
+    assert!(
+        second.contains(&format!("skipped  {gone}  disabled: 410 Gone at ")),
+        "{second}"
+    );
     assert_eq!(server.requests_for("/gone").len(), 1);
     assert_eq!(server.requests_for("/ok").len(), 2);
 
@@ -190,8 +195,25 @@ fn rate_limits_back_off_and_honour_retry_after() {
     // Without Retry-After: exponential backoff from the 30-minute interval (2×, then 4×).
     let bare = wait_secs(dir.path(), &urls[2], before);
     assert!((3600..3600 + 360 + 5).contains(&bare), "{bare}");
+    let list = run(dir.path(), &["feeds", "list"]);
+    assert!(
+        list.contains("FAILING (rate_limited, 1 in a row)"),
+        "{list}"
+    );
+    // `poll --once` polls every feed now, except those that asked to be left alone: the 429
+    // and the 503 with Retry-After are skipped, with the reason; the bare 503 is polled.
     let before = Timestamp::now();
-    all_failed_poll(dir.path());
+    let out = all_failed_poll(dir.path());
+    for url in &urls[..2] {
+        let skipped =
+            format!("skipped  {url}  rate_limited: the server asked not to be polled before ");
+        assert!(out.contains(&skipped), "{out}");
+    }
+    assert!(out.contains("polled 1 feeds: 0 ok, 1 failed"), "{out}");
+    assert!(out.contains("; 2 skipped"), "{out}");
+    assert_eq!(server.requests_for("/429").len(), 1);
+    assert_eq!(server.requests_for("/503").len(), 1);
+    assert_eq!(server.requests_for("/503bare").len(), 2);
     let bare = wait_secs(dir.path(), &urls[2], before);
     assert!((7200..7200 + 720 + 5).contains(&bare), "{bare}");
     assert_eq!(status(dir.path(), &urls[2]).consecutive_failures, 2);
@@ -397,7 +419,7 @@ fn good_feeds_survive_a_crowd_of_broken_ones() {
     // Each broken feed and the kind of error `feeds list` must show for it.
     let broken = [
         ("/reset", "network"),
-        ("/429", "http_status"),
+        ("/429", "rate_limited"),
         ("/410", "http_status"),
         ("/500", "http_status"),
         ("/html", "html_page"),
