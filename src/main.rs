@@ -573,7 +573,15 @@ fn poll_once(config: Config) -> Result<ExitCode> {
     let stories = Arc::new(Stories::load(&config)?);
     let mut store = open_store(&config)?;
     store.sync_feeds(&config.feeds)?;
-    let feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
+    // Every feed now, except those the publisher asked to leave alone (reported, not polled).
+    let now = Timestamp::now();
+    let skipped: Vec<(String, String)> = store
+        .feed_statuses()?
+        .into_iter()
+        .filter_map(|f| pipeline::once_skip_reason(&f, now).map(|why| (f.url, why)))
+        .collect();
+    let mut feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
+    feeds.retain(|(row, _)| !skipped.iter().any(|(url, _)| *url == row.url));
     let store = Arc::new(Mutex::new(store));
     let reports = runtime()?.block_on(async {
         let ctx =
@@ -612,9 +620,18 @@ fn poll_once(config: Config) -> Result<ExitCode> {
         };
         writeln!(out, "{line}")?;
     }
+    for (url, why) in &skipped {
+        writeln!(out, "skipped  {url}  {why}")?;
+    }
+    let skipped_note = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!("; {} skipped", skipped.len())
+    };
     writeln!(
         out,
-        "polled {} feeds: {} ok, {failed} failed; {new_items} new items, {new_matches} new matches",
+        "polled {} feeds: {} ok, {failed} failed; {new_items} new items, {new_matches} new \
+         matches{skipped_note}",
         reports.len(),
         reports.len() - failed
     )?;

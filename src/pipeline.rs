@@ -17,7 +17,8 @@ use crate::feeds::schedule::{self, Schedule};
 use crate::feeds::{FetchError, FetchOutcome, FetchSettings, Fetcher, parse_feed};
 use crate::item::Item;
 use crate::store::{
-    DigestRow, FeedRow, FetchedPoll, MarksSignature, NewDigest, Review, Store, StoreError,
+    DigestRow, FeedRow, FeedStatus, FetchedPoll, MarksSignature, NewDigest, Review, Store,
+    StoreError,
 };
 use crate::story::feedback::{self, Adjustment, MarkedText};
 use crate::story::neardup::Signature;
@@ -375,7 +376,7 @@ pub enum FeedOutcome {
     NotModified,
     /// The poll failed; the feed backs off.
     Failed {
-        /// Stable kind (`timeout`, `http_status`, `parse`, …).
+        /// Stable kind (`timeout`, `http_status`, `malformed_xml`, `html_page`, …).
         kind: String,
         /// What happened, for a person.
         message: String,
@@ -510,7 +511,10 @@ pub async fn poll_feed(
         let settled = schedule.interval(interval, feed.interval);
         let fetched = ctx.fetcher.fetch(&feed.url, &feed.validators).await;
         let outcome = match fetched {
-            Ok(FetchOutcome::NotModified { cache }) => {
+            Ok(FetchOutcome::NotModified {
+                cache,
+                moved_permanently_to,
+            }) => {
                 let next = schedule.next_after_success(
                     now,
                     &feed.url,
@@ -519,7 +523,11 @@ pub async fn poll_feed(
                     cache.min_wait(),
                 );
                 with_store(&ctx.store, move |s| {
-                    s.record_not_modified(feed.id, now, next)
+                    s.record_not_modified(feed.id, now, next)?;
+                    if let Some(new_url) = moved_permanently_to {
+                        s.record_moved(feed.id, &new_url)?;
+                    }
+                    Ok(())
                 })
                 .await?;
                 FeedOutcome::NotModified
@@ -615,7 +623,7 @@ pub async fn poll_feed(
                     }
                 }
                 Err(err) => {
-                    failed(ctx, &feed, settled, now, "parse", err.to_string(), None).await?
+                    failed(ctx, &feed, settled, now, err.kind(), err.to_string(), None).await?
                 }
             },
             Err(err) => {
@@ -778,6 +786,23 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Why `poll --once`, which otherwise polls every feed now whatever its schedule, leaves this
+/// feed alone: the publisher removed it (410 Gone disabled it) or asked, with 429 or
+/// `Retry-After`, for a wait that has not passed yet. `None` means poll it.
+pub fn once_skip_reason(feed: &FeedStatus, now: Timestamp) -> Option<String> {
+    if let Some(reason) = &feed.disabled_reason {
+        return Some(format!("disabled: {reason}"));
+    }
+    let held_until = feed.next_poll_at.filter(|at| *at > now)?;
+    (feed.last_error_kind.as_deref() == Some(crate::feeds::fetch::RATE_LIMITED)).then(|| {
+        format!(
+            "{}: the server asked not to be polled before {}",
+            crate::feeds::fetch::RATE_LIMITED,
+            held_until.strftime("%Y-%m-%d %H:%M:%S UTC")
+        )
+    })
 }
 
 /// Pairs each stored active feed with the interval of its config entry (matched by the URL the

@@ -189,7 +189,7 @@ pub struct FeedStatus {
     pub last_attempt_at: Option<Timestamp>,
     /// The last error's text, cleared by a success.
     pub last_error: Option<String>,
-    /// The last error's kind (`timeout`, `http_status`, `parse`, …).
+    /// The last error's kind (`timeout`, `http_status`, `malformed_xml`, `html_page`, …).
     pub last_error_kind: Option<String>,
     /// Failures since the last success.
     pub consecutive_failures: u32,
