@@ -272,6 +272,50 @@ fn smtp_sends_one_multipart_mail_to_every_recipient_with_escaped_html() {
 }
 
 #[test]
+fn smtp_password_from_the_environment_and_never_in_clear_off_loopback() {
+    let server = SmtpServer::start(SmtpMode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let notify = smtp_notify(&server, "none", "").replace(
+        "password_file = \"smtp.pass\"",
+        "password_env = \"SW_E2E_SMTP_PASS\"",
+    );
+    write_config(dir.path(), &[], &notify);
+    seed(dir.path(), &hostile_items());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_storywatch"))
+        .args(["--config", "storywatch.toml", "digest", "--now"])
+        .current_dir(dir.path())
+        .env("SW_E2E_SMTP_PASS", "env pass 42")
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("env pass 42"), "{stderr}");
+    let mails = server.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].auth.as_ref().map(|a| a.2.as_str()),
+        Some("env pass 42")
+    );
+
+    // The same entry aimed at a host off this machine would send the password in clear text:
+    // refused at start-up, naming the line and the fix.
+    write_config(
+        dir.path(),
+        &[],
+        &notify.replace("host = \"127.0.0.1\"", "host = \"smtp.example.com\""),
+    );
+    let refused = run(dir.path(), &["check"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("storywatch.toml:")
+            && stderr.contains("in clear text; use tls = \"starttls\""),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn smtp_over_starttls_and_implicit_tls_trusts_only_the_given_certificate() {
     for (mode, tls) in [
         (SmtpMode::Starttls, "starttls"),
@@ -522,12 +566,13 @@ fn digest_list_show_resend_and_atom_export() {
 #[test]
 fn check_lists_channels_and_fails_on_an_unreadable_secret() {
     let dir = tempfile::tempdir().unwrap();
+    // Slack and Discord carry the webhook's token in the path: no output may show it.
     write_config(
         dir.path(),
         &[],
         &webhook_notify(
             "hook",
-            "http://127.0.0.1:9/Hook?token=t0ken",
+            "http://127.0.0.1:9/services/T0/B0/s3cretpath?token=t0ken",
             "slack",
             "secret_env = \"SW_E2E_HOOK_SECRET\"",
         ),
@@ -536,18 +581,35 @@ fn check_lists_channels_and_fails_on_an_unreadable_secret() {
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("SW_E2E_HOOK_SECRET is not set"), "{stdout}");
-    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_storywatch"))
-        .args(["--config", "storywatch.toml", "check"])
-        .current_dir(dir.path())
-        .env("SW_E2E_HOOK_SECRET", "s")
-        .output()
-        .unwrap();
-    let stdout = success(&ok);
+    let with_secret = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_storywatch"))
+            .args(["--config", "storywatch.toml"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("SW_E2E_HOOK_SECRET", "s")
+            .output()
+            .unwrap()
+    };
+    let stdout = success(&with_secret(&["check"]));
     assert!(
-        stdout.contains("webhook slack → http://127.0.0.1:9/Hook, signed"),
+        stdout.contains("webhook slack → http://127.0.0.1:9/…, signed"),
         "{stdout}"
     );
-    assert!(!stdout.contains("t0ken"), "{stdout}");
+    // A failed delivery's log line, `digest list` and `status` name the host only.
+    seed(dir.path(), &hostile_items());
+    let failed = with_secret(&["digest", "--now"]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("http://127.0.0.1:9/…"), "{stderr}");
+    let list = success(&with_secret(&["digest", "list", "--json"]));
+    assert!(list.contains("127.0.0.1:9/…"), "{list}");
+    let status = success(&with_secret(&["status"]));
+    for text in [&*stdout, &*stderr, &*list, &*status] {
+        assert!(
+            !text.contains("s3cretpath") && !text.contains("t0ken"),
+            "{text}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

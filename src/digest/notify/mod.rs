@@ -51,7 +51,8 @@ pub enum NotifyError {
     /// The webhook could not be reached or answered with a non-2xx status.
     #[error("webhook POST to {url} failed: {message}")]
     Webhook {
-        /// The URL (without query, which may carry a token).
+        /// The URL's scheme, host and port ([`crate::config::redacted_url`]): the rest may
+        /// carry a token.
         url: String,
         /// What went wrong.
         message: String,
@@ -142,7 +143,7 @@ pub fn describe(notify: &NotifyConfig) -> String {
         Channel::Webhook(c) => format!(
             "webhook {} → {}{}",
             format!("{:?}", c.format).to_lowercase(),
-            webhook::shown_url(&c.url),
+            crate::config::redacted_url(&c.url),
             if c.secret.is_some() { ", signed" } else { "" }
         ),
     }
