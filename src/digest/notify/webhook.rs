@@ -156,7 +156,6 @@ pub(super) async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::DigestRow;
 
     #[test]
     fn signature_matches_a_known_vector() {
@@ -169,16 +168,8 @@ mod tests {
 
     #[test]
     fn bodies_have_each_services_shape() {
-        let row = DigestRow {
-            id: 3,
-            created_at: "2026-01-01T07:00:00Z".parse().unwrap(),
-            period_start: None,
-            period_end: "2026-01-01T07:00:00Z".parse().unwrap(),
-            match_count: 0,
-            markdown: "md".into(),
-            model: None,
-        };
-        let out = Outgoing::new(&row);
+        let row = super::super::tests::row(3, "md");
+        let out = Outgoing::new(&row, 0);
         let (json, kind) = body_for(WebhookFormat::Json, &out);
         assert_eq!(kind, "application/json");
         let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
