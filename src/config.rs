@@ -355,9 +355,10 @@ pub enum WebhookFormat {
 }
 
 /// `[[notify]] kind = "webhook"`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct WebhookConfig {
-    /// Where to POST.
+    /// Where to POST. Often a secret itself (Slack and Discord put the token in the path), so
+    /// it is only ever shown through [`redacted_url`].
     pub url: String,
     /// Body shape.
     pub format: WebhookFormat,
@@ -365,6 +366,50 @@ pub struct WebhookConfig {
     pub secret: Option<SecretSource>,
     /// Limit for one delivery.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("format", &self.format)
+            .field("secret", &self.secret)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A webhook URL as logs, errors and `check` may show it: scheme, host and port, with the
+/// path, query, fragment and any user or password replaced by `…`. Incoming-webhook services
+/// (Slack `/services/T…/B…/token`, Discord `/api/webhooks/id/token`) carry the secret in the
+/// path, so no part after the host is safe to print.
+pub fn redacted_url(url: &str) -> String {
+    let url = url.trim();
+    if let Ok(parsed) = url::Url::parse(url)
+        && let Some(host) = parsed.host_str()
+    {
+        let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let hidden = parsed.path() != "/"
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+            || !parsed.username().is_empty();
+        return format!(
+            "{}://{host}{port}/{}",
+            parsed.scheme(),
+            if hidden { "…" } else { "" }
+        );
+    }
+    // Not a URL: keep what would be the scheme and host, drop everything after them.
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let host_start = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    let mut shown = format!("{}{}", &url[..start], &url[host_start..end]);
+    if end < url.len() || host_start > start {
+        shown.push('…');
+    }
+    shown
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1052,7 +1097,8 @@ impl Config {
                             return Err(locate(
                                 Some(span),
                                 format!(
-                                    "webhook url {url:?} is not an absolute http(s) URL; write it as \"https://hooks.example.com/…\""
+                                    "webhook url {:?} is not an absolute http(s) URL; write it as \"https://hooks.example.com/…\"",
+                                    redacted_url(&url)
                                 ),
                             ));
                         }
@@ -1178,6 +1224,18 @@ struct SmtpParts {
 }
 
 /// Validates an smtp entry; the error says what to change.
+/// Whether `host` names this machine without a DNS lookup: `localhost` (and `*.localhost`,
+/// RFC 6761) or a loopback address. Only then may credentials travel without TLS.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let lower = host.to_ascii_lowercase();
+    lower == "localhost"
+        || lower.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn smtp_config(base: &Path, raw: SmtpParts) -> Result<SmtpConfig, String> {
     use lettre::message::Mailbox;
     let host = raw.host.trim().to_string();
@@ -1223,6 +1281,12 @@ fn smtp_config(base: &Path, raw: SmtpParts) -> Result<SmtpConfig, String> {
         } else {
             "smtp password is set but no username; add username = \"…\"".into()
         });
+    }
+    if tls == SmtpTls::None && raw.username.is_some() && !is_loopback_host(&host) {
+        return Err(format!(
+            "smtp tls = \"none\" would send the username and password to {host:?} in clear text; \
+             use tls = \"starttls\" or tls = \"tls\" (plain text is only for a relay on localhost)"
+        ));
     }
     let timeout = raw.timeout.map_or(DEFAULT_DELIVERY_TIMEOUT, |t| t.0);
     if timeout.is_zero() {
@@ -1610,6 +1674,29 @@ mod tests {
     }
 
     #[test]
+    fn only_loopback_hosts_may_take_credentials_in_clear() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "mail.localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "smtp.example.com",
+            "localhost.example.com",
+            "10.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
     fn secrets_never_show_in_debug() {
         let text = format!("{:?}", SecretSource::Inline("hunter2".into()));
         assert!(!text.contains("hunter2"), "{text}");
@@ -1618,6 +1705,11 @@ mod tests {
     #[test]
     fn bad_channels_name_line_and_fix() {
         for (extra, line, needle) in [
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"smtp.example.com\"\ntls = \"none\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\nusername = \"u\"\npassword_env = \"P\"\n",
+                4,
+                "in clear text; use tls = \"starttls\"",
+            ),
             (
                 "[[notify]]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\nusername = \"u\"\npassword_file = \"p\"\npassword_env = \"P\"\n",
                 4,
@@ -1729,5 +1821,33 @@ mod tests {
         assert_eq!(parse_byte_size("100"), Some(100));
         assert_eq!(parse_byte_size("2 KB"), Some(2000));
         assert_eq!(parse_byte_size("x"), None);
+    }
+
+    #[test]
+    fn webhook_urls_are_shown_without_their_secret_parts() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+                "https://hooks.slack.com/…",
+            ),
+            (
+                "https://discord.com/api/webhooks/123/TOKENSECRET",
+                "https://discord.com/…",
+            ),
+            ("https://h.example/?token=SECRET", "https://h.example/…"),
+            ("https://user:SECRET@h.example/", "https://h.example/…"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/"),
+            ("hooks.slack.com/services/T/B/SECRET", "hooks.slack.com…"),
+            ("ftp://u:SECRET@h.example/x", "ftp://h.example/…"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+        let config = WebhookConfig {
+            url: "https://hooks.slack.com/services/T/B/SECRET".into(),
+            format: WebhookFormat::Slack,
+            secret: None,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{config:?}").contains("SECRET"));
     }
 }

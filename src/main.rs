@@ -897,7 +897,7 @@ fn digest_command(config: Config, action: DigestCommand) -> Result<ExitCode> {
                 bail!("no digest with id {id}; `storywatch digest list` shows the ids");
             }
             let store = Arc::new(Mutex::new(store));
-            runtime()?.block_on(pipeline::deliver_pending(&config, &store))?;
+            runtime()?.block_on(pipeline::deliver_one(&config, &store, id, &channel))?;
             let state = store
                 .lock()
                 .map_err(|_| anyhow::anyhow!("database lock poisoned"))?
@@ -1416,7 +1416,7 @@ fn status(config: &Config) -> Result<ExitCode> {
     let waiting = store.digest_input(Timestamp::now())?.matches.len();
     let last = store.last_digest()?;
     let now = Timestamp::now();
-    let next = daemon::next_digest_due(config, last.as_ref().map(|d| d.created_at), now);
+    let next = daemon::next_digest_due(config, store.last_digest_run()?, now);
     let pending = store.pending_deliveries(Timestamp::MAX)?.len();
     let running = InstanceLock::is_held(&config.storage.database);
     let size: u64 = ["", "-wal"]

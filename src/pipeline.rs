@@ -876,6 +876,26 @@ pub async fn build_digest(
 /// backoff ([`delivery_retry_at`]) until [`MAX_DELIVERY_ATTEMPTS`]. Returns how many deliveries
 /// are still pending afterwards.
 pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyhow::Result<usize> {
+    deliver_due(config, store, None).await
+}
+
+/// Makes the one delivery of digest `digest_id` to `channel` if it is pending and due
+/// (`digest resend`): other pending deliveries are left to the daemon. Returns 1 if it is
+/// still pending afterwards, else 0.
+pub async fn deliver_one(
+    config: &Config,
+    store: &Arc<Mutex<Store>>,
+    digest_id: i64,
+    channel: &str,
+) -> anyhow::Result<usize> {
+    deliver_due(config, store, Some((digest_id, channel.to_string()))).await
+}
+
+async fn deliver_due(
+    config: &Config,
+    store: &Arc<Mutex<Store>>,
+    only: Option<(i64, String)>,
+) -> anyhow::Result<usize> {
     // Claimed for longer than any one delivery may take (each is bounded by its timeout).
     let lease = config
         .notify
@@ -888,7 +908,8 @@ pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyh
         .sum::<Duration>()
         + Duration::from_secs(60);
     let pending = with_store(store, move |s| {
-        s.claim_due_deliveries(Timestamp::now(), lease)
+        let only = only.as_ref().map(|(id, channel)| (*id, channel.as_str()));
+        s.claim_due_deliveries(Timestamp::now(), lease, only)
     })
     .await?;
     let mut still_pending = 0;
@@ -913,10 +934,15 @@ pub async fn deliver_pending(config: &Config, store: &Arc<Mutex<Store>>) -> anyh
         let channel: Option<&NotifyConfig> =
             config.notify.iter().find(|n| n.name == delivery.channel);
         let outcome = match channel {
-            Some(n) => digest::deliver(n, &delivery.digest, &config.digest.timezone)
-                .instrument(span.clone())
-                .await
-                .map_err(|err| err.to_string()),
+            Some(n) => digest::deliver(
+                n,
+                &delivery.digest,
+                delivery.generation,
+                &config.digest.timezone,
+            )
+            .instrument(span.clone())
+            .await
+            .map_err(|err| err.to_string()),
             None => Err(format!(
                 "channel {:?} is no longer in the config; add it back and run `storywatch digest resend {} --channel {}`",
                 delivery.channel, delivery.digest.id, delivery.channel
