@@ -50,6 +50,33 @@ impl Shutdown {
     }
 }
 
+/// Runs `work` (a pass of deliveries) to its end, feeding the watchdog meanwhile for at most
+/// `bound`, the longest the work may legitimately take: a slow receiver is not a stalled
+/// daemon, but work that overruns its own bound is, and systemd gets to restart it. `None`
+/// when shutdown was asked for first (the work is dropped; its deliveries stay pending).
+async fn fed_while_bounded<F: std::future::Future>(
+    work: F,
+    bound: Duration,
+    heartbeat: Duration,
+    notifier: &Notifier,
+    shutdown: &mut Shutdown,
+) -> Option<F::Output> {
+    let started = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval(heartbeat);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return Some(output),
+            _ = ticker.tick() => {
+                if started.elapsed() < bound {
+                    notifier.watchdog();
+                }
+            }
+            _ = shutdown.requested() => return None,
+        }
+    }
+}
+
 /// When the next digest is due. A digest is owed now if the last one is older than the latest
 /// slot (the daemon was down at digest time: it is sent late, once). With no digest yet, the
 /// first one is due at the next slot. With `[digest] every`, slots are `every` after the last
@@ -158,18 +185,28 @@ pub async fn run(
     // Each is abandoned safely on shutdown: it stays pending and the next start sends it.
     lock(&store)?
         .release_orphaned_claims(Timestamp::now(), crate::digest::notify::process_running)?;
-    tokio::select! {
-        result = pipeline::deliver_pending(&running.config, &store) => { result?; }
-        _ = shutdown.requested() => {
+    let heartbeat = notifier
+        .watchdog_interval()
+        .unwrap_or(MAX_SLEEP)
+        .min(MAX_SLEEP);
+    let resumed = fed_while_bounded(
+        pipeline::deliver_pending(&running.config, &store),
+        pipeline::delivery_pass_bound(&running.config),
+        heartbeat,
+        &notifier,
+        &mut shutdown,
+    )
+    .await;
+    match resumed {
+        Some(result) => {
+            result?;
+        }
+        None => {
             notifier.stopping();
             info!("storywatch stopped");
             return Ok(());
         }
     }
-    let heartbeat = notifier
-        .watchdog_interval()
-        .unwrap_or(MAX_SLEEP)
-        .min(MAX_SLEEP);
 
     let mut reload_requested = false;
     loop {
@@ -275,13 +312,18 @@ pub async fn run(
             digest_due = next_digest_due(&running.config, Some(Timestamp::now()), Timestamp::now());
             info!(next_digest = %digest_due, "next digest scheduled");
         }
-        tokio::select! {
-            result = pipeline::deliver_pending(&running.config, &store) => {
-                if let Err(err) = result {
-                    error!(error = %format!("{err:#}"), "delivery failed");
-                }
-            }
-            _ = shutdown.requested() => break,
+        let delivered = fed_while_bounded(
+            pipeline::deliver_pending(&running.config, &store),
+            pipeline::delivery_pass_bound(&running.config),
+            heartbeat,
+            &notifier,
+            &mut shutdown,
+        )
+        .await;
+        match delivered {
+            None => break,
+            Some(Err(err)) => error!(error = %format!("{err:#}"), "delivery failed"),
+            Some(Ok(_)) => {}
         }
 
         let (next_feed, next_delivery) = {
@@ -325,6 +367,51 @@ mod tests {
 
     fn config() -> Config {
         config_with("at = \"07:00\"")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_deliveries_feed_the_watchdog_only_within_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let notifier = Notifier::to_socket(&path, Duration::from_secs(20));
+        let (_stop, mut shutdown) = Shutdown::new();
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(100)).await;
+            "delivered"
+        };
+        let out = fed_while_bounded(
+            slow,
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+            &notifier,
+            &mut shutdown,
+        )
+        .await;
+        assert_eq!(out, Some("delivered"));
+        let mut buf = [0u8; 64];
+        let mut fed = 0;
+        while let Ok(n) = listener.recv(&mut buf) {
+            assert_eq!(&buf[..n], b"WATCHDOG=1");
+            fed += 1;
+        }
+        // Ticks at 0, 10 and 20 s fall within the 30 s bound; those after it do not, so a
+        // pass that overruns its bound lets systemd restart the service.
+        assert_eq!(fed, 3);
+
+        let (stop, mut shutdown) = Shutdown::new();
+        stop.send(true).unwrap();
+        let never = std::future::pending::<()>();
+        let out = fed_while_bounded(
+            never,
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+            &notifier,
+            &mut shutdown,
+        )
+        .await;
+        assert_eq!(out, None, "shutdown ends the wait");
     }
 
     fn config_with(digest: &str) -> Config {

@@ -891,13 +891,11 @@ pub async fn deliver_one(
     deliver_due(config, store, Some((digest_id, channel.to_string()))).await
 }
 
-async fn deliver_due(
-    config: &Config,
-    store: &Arc<Mutex<Store>>,
-    only: Option<(i64, String)>,
-) -> anyhow::Result<usize> {
-    // Claimed for longer than any one delivery may take (each is bounded by its timeout).
-    let lease = config
+/// The longest one pass of deliveries may legitimately take: each channel's attempt is bounded
+/// by its timeout, and a channel that fails is not tried again in the same pass. Claims are
+/// leased for this long, and the daemon keeps the watchdog fed for this long while a pass runs.
+pub fn delivery_pass_bound(config: &Config) -> Duration {
+    config
         .notify
         .iter()
         .map(|n| match &n.channel {
@@ -906,7 +904,16 @@ async fn deliver_due(
             _ => Duration::from_secs(60),
         })
         .sum::<Duration>()
-        + Duration::from_secs(60);
+        + Duration::from_secs(60)
+}
+
+async fn deliver_due(
+    config: &Config,
+    store: &Arc<Mutex<Store>>,
+    only: Option<(i64, String)>,
+) -> anyhow::Result<usize> {
+    // Claimed for longer than any one delivery may take (each is bounded by its timeout).
+    let lease = delivery_pass_bound(config);
     let pending = with_store(store, move |s| {
         let only = only.as_ref().map(|(id, channel)| (*id, channel.as_str()));
         s.claim_due_deliveries(Timestamp::now(), lease, only)

@@ -39,6 +39,16 @@ impl Notifier {
         Notifier { target, watchdog }
     }
 
+    /// A notifier talking to the socket at `path` with a watchdog of `limit`, as systemd would
+    /// set it up (for tests of the daemon's notifications).
+    #[cfg(test)]
+    pub(crate) fn to_socket(path: &Path, limit: Duration) -> Notifier {
+        Notifier {
+            target: UnixDatagram::unbound().ok().zip(socket_address(path)),
+            watchdog: Some(limit),
+        }
+    }
+
     /// How often the watchdog must be fed: half of systemd's `WatchdogSec`, if it is set.
     pub fn watchdog_interval(&self) -> Option<Duration> {
         self.watchdog.map(|limit| limit / 2)
