@@ -419,12 +419,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let stories = Stories::load(&config)?;
             let _lock = InstanceLock::acquire(&config.storage.database)?;
             let store = open_store(&config)?;
-            let config_path = cli.config.clone();
-            let reload_with: daemon::Loader = Box::new(move || {
-                let config = load_config(config_path.as_ref())?;
-                let stories = Stories::load(&config)?;
-                Ok((config, stories))
-            });
+            let reload_with = loader(cli.config.clone());
             runtime()?.block_on(async {
                 let (stop, shutdown) = Shutdown::new();
                 let (reload_tx, reload) = tokio::sync::watch::channel(0u64);
@@ -474,7 +469,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => status(&config()?),
         Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
         Command::Service(ServiceCommand::Install { user, root }) => service_install(user, &root),
-        Command::Serve => serve(config()?),
+        Command::Serve => serve(config()?, loader(cli.config.clone())),
         Command::Review { story } => review(&config()?, story.as_deref()),
         Command::Rescore { dry_run } => rescore(&config()?, dry_run),
     }
@@ -1425,9 +1420,19 @@ fn status(config: &Config) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `serve`: the review page alone, until Ctrl-C or SIGTERM. It opens the database beside a
-/// running daemon (SQLite's WAL lets both use it), so it takes no instance lock.
-fn serve(config: Config) -> Result<ExitCode> {
+/// What a reload (SIGHUP) reads again: the config at `path` and its stories.
+fn loader(path: Option<PathBuf>) -> daemon::Loader {
+    Box::new(move || {
+        let config = load_config(path.as_ref())?;
+        let stories = Stories::load(&config)?;
+        Ok((config, stories))
+    })
+}
+
+/// `serve`: the review page alone, until Ctrl-C or SIGTERM; SIGHUP shows the stories of the
+/// config as it is now. It opens the database beside a running daemon (SQLite's WAL lets both
+/// use it), so it takes no instance lock.
+fn serve(config: Config, reload_with: daemon::Loader) -> Result<ExitCode> {
     let Some(web_config) = config.web.clone() else {
         bail!(
             "{}: no [web] section; add one with listen = \"127.0.0.1:8470\" to serve the review page",
@@ -1439,9 +1444,10 @@ fn serve(config: Config) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let listener = web::bind(web_config.listen).await?;
         let listen = listener.local_addr()?;
+        let views = web::StoryViews::of(&stories);
         let state = web::WebState::new(
             store,
-            web::StoryViews::of(&stories),
+            views.clone(),
             web::WebOptions {
                 listen,
                 token: web_config.token.clone(),
@@ -1450,8 +1456,22 @@ fn serve(config: Config) -> Result<ExitCode> {
             },
         )?;
         let (stop, shutdown) = Shutdown::new();
-        let (reload_tx, _reload) = tokio::sync::watch::channel(0u64);
+        let (reload_tx, mut reload) = tokio::sync::watch::channel(0u64);
         tokio::spawn(handle_signals(stop, reload_tx));
+        tokio::spawn(async move {
+            while reload.changed().await.is_ok() {
+                match reload_with() {
+                    Ok((_, stories)) => {
+                        views.replace(&stories);
+                        tracing::info!("stories reloaded");
+                    }
+                    Err(err) => tracing::error!(
+                        error = %format!("{err:#}"),
+                        "reload rejected; keeping the stories shown"
+                    ),
+                }
+            }
+        });
         // Tests and scripts read the address (the port may have been chosen by the system).
         println!("review page: http://{listen}/");
         std::io::stdout().flush()?;

@@ -450,6 +450,28 @@ impl Drop for Reaped {
     }
 }
 
+/// Starts `storywatch serve` in `dir`; the process and the page's URL.
+fn serve(dir: &Path) -> (Reaped, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_storywatch"))
+        .args(["--config", "storywatch.toml", "serve"])
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let server = Reaped(server);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("review page: ")
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .to_string();
+    (server, url)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -478,23 +500,7 @@ async fn browser_marks_an_item_with_the_keyboard() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_storywatch"))
-        .args(["--config", "storywatch.toml", "serve"])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = server.stdout.take().unwrap();
-    let _server = Reaped(server);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("review page: ")
-        .unwrap_or_else(|| panic!("serve printed {line:?}"))
-        .to_string();
+    let (_server, url) = serve(dir.path());
 
     let port = free_port();
     let _driver = Reaped(
@@ -812,4 +818,37 @@ fn run_shows_the_reloaded_stories_on_the_page_after_sighup() {
     );
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn serve_shows_the_reloaded_stories_after_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let (server, url) = serve(dir.path());
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"));
+    let page = http_get(port, "/story").unwrap();
+    assert!(page.contains(STORY), "{page}");
+    into_stories(
+        &dir.path().join("storywatch.toml"),
+        ["Renamed story", SECOND],
+    );
+    let status = Command::new("kill")
+        .arg("-HUP")
+        .arg(server.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut page = String::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            page = http_get(port, "/story").unwrap_or_default();
+            page.contains("Renamed story") && page.contains(SECOND)
+        }),
+        "{page}"
+    );
 }
