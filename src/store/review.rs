@@ -434,7 +434,7 @@ mod tests {
     use super::*;
     use crate::config::FeedConfig;
     use crate::feeds::Validators;
-    use crate::store::FetchedPoll;
+    use crate::store::{FetchedPoll, MatchFilter};
 
     fn item(key: &str, title: &str) -> Item {
         Item {
@@ -501,6 +501,73 @@ mod tests {
             Some("\"say\" \"\"\"hi\"\"\"")
         );
         assert_eq!(fts_query("  * - ( "), None);
+    }
+
+    #[test]
+    fn search_takes_the_list_filters_and_pages() {
+        let (_dir, store) = store_with(&[
+            (item("1", "fentanyl talks"), v(VerdictKind::FollowUp)),
+            (item("2", "fentanyl weather"), v(VerdictKind::Related)),
+            (item("3", "fentanyl seizure"), v(VerdictKind::OffTopic)),
+        ]);
+        let ids = |filter: MatchFilter| -> Vec<(i64, Option<String>)> {
+            let mut hits: Vec<_> = store
+                .search_items("fentanyl", &filter)
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.id, h.story))
+                .collect();
+            hits.sort();
+            hits
+        };
+        let matched = |id: i64| (id, Some("s".to_string()));
+        assert_eq!(ids(MatchFilter::default()).len(), 3);
+        assert_eq!(
+            ids(MatchFilter {
+                verdict: Some(VerdictKind::FollowUp),
+                ..MatchFilter::default()
+            }),
+            vec![matched(1)]
+        );
+        // A review state keeps matches only; a story keeps its matches and what it passed over.
+        assert_eq!(
+            ids(MatchFilter {
+                review: Some(Review::Unreviewed),
+                ..MatchFilter::default()
+            }),
+            vec![matched(1), matched(2)]
+        );
+        assert_eq!(
+            ids(MatchFilter {
+                story: Some("s".into()),
+                ..MatchFilter::default()
+            }),
+            vec![matched(1), matched(2), (3, None)]
+        );
+        assert_eq!(
+            ids(MatchFilter {
+                story: Some("other".into()),
+                ..MatchFilter::default()
+            }),
+            vec![(1, None), (2, None), (3, None)]
+        );
+        assert!(
+            ids(MatchFilter {
+                since: Some(Timestamp::now() + jiff::SignedDuration::from_hours(1)),
+                ..MatchFilter::default()
+            })
+            .is_empty()
+        );
+        let page = |offset| {
+            ids(MatchFilter {
+                limit: Some(2),
+                offset: Some(offset),
+                ..MatchFilter::default()
+            })
+        };
+        let (first, second) = (page(0), page(2));
+        assert_eq!((first.len(), second.len()), (2, 1));
+        assert!(!first.contains(&second[0]));
     }
 
     #[test]
