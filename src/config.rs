@@ -355,9 +355,10 @@ pub enum WebhookFormat {
 }
 
 /// `[[notify]] kind = "webhook"`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct WebhookConfig {
-    /// Where to POST.
+    /// Where to POST. Often a secret itself (Slack and Discord put the token in the path), so
+    /// it is only ever shown through [`redacted_url`].
     pub url: String,
     /// Body shape.
     pub format: WebhookFormat,
@@ -365,6 +366,50 @@ pub struct WebhookConfig {
     pub secret: Option<SecretSource>,
     /// Limit for one delivery.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("format", &self.format)
+            .field("secret", &self.secret)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A webhook URL as logs, errors and `check` may show it: scheme, host and port, with the
+/// path, query, fragment and any user or password replaced by `…`. Incoming-webhook services
+/// (Slack `/services/T…/B…/token`, Discord `/api/webhooks/id/token`) carry the secret in the
+/// path, so no part after the host is safe to print.
+pub fn redacted_url(url: &str) -> String {
+    let url = url.trim();
+    if let Ok(parsed) = url::Url::parse(url)
+        && let Some(host) = parsed.host_str()
+    {
+        let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let hidden = parsed.path() != "/"
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+            || !parsed.username().is_empty();
+        return format!(
+            "{}://{host}{port}/{}",
+            parsed.scheme(),
+            if hidden { "…" } else { "" }
+        );
+    }
+    // Not a URL: keep what would be the scheme and host, drop everything after them.
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let host_start = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    let mut shown = format!("{}{}", &url[..start], &url[host_start..end]);
+    if end < url.len() || host_start > start {
+        shown.push('…');
+    }
+    shown
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -747,14 +792,31 @@ impl Config {
         std::iter::once(&self.story).chain(&self.other_stories)
     }
 
-    /// Reads and validates the config file at `path`.
+    /// Reads and validates the config file at `path`; relative state paths resolve against
+    /// `$STATE_DIRECTORY`, else beside the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, || None)
+    }
+
+    /// Reads the config [`Config::discover`] found, for a service or its user: relative state
+    /// paths resolve against `$STATE_DIRECTORY`, else the user's data folder
+    /// ([`user_data_directory`]), never beside the config. So the daemon of a `systemctl --user`
+    /// unit and `storywatch items list` typed by its user open the same database, whichever
+    /// folder (and whatever systemd version's idea of a user `StateDirectory=`) is involved.
+    pub fn load_discovered(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, user_data_directory)
+    }
+
+    /// Reads the file at `path`, with state in `$STATE_DIRECTORY`, else `state`, else beside it.
+    fn read(path: &Path, state: fn() -> Option<PathBuf>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
             cause,
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let state = state_directory().unwrap_or_else(|| base.clone());
+        let state = state_directory()
+            .or_else(state)
+            .unwrap_or_else(|| base.clone());
         Config::parse_with_state(&text, ConfigOrigin::File(path.to_path_buf()), &base, &state)
     }
 
@@ -773,10 +835,7 @@ impl Config {
         let systemd = std::env::var_os("CONFIGURATION_DIRECTORY")
             .and_then(|dirs| std::env::split_paths(&dirs).next())
             .map(|dir| dir.join("storywatch.toml"));
-        let xdg = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
-            .map(|dir| dir.join("storywatch").join("storywatch.toml"));
+        let xdg = user_config_home().map(|dir| dir.join("storywatch").join("storywatch.toml"));
         [systemd, xdg]
             .into_iter()
             .flatten()
@@ -861,6 +920,18 @@ impl Config {
                     format!(
                         "seed folder {} does not exist; set {section} seeds to a folder of \
                          baseline articles (relative paths start at the config file's folder)",
+                        seeds.display()
+                    ),
+                ));
+            }
+            if origin != ConfigOrigin::Bundled
+                && crate::story::seeds::seed_files(&seeds).is_ok_and(|f| f.is_empty())
+            {
+                return Err(locate(
+                    Some(seeds_span),
+                    format!(
+                        "seed folder {} holds no .txt files; add one plain-text file per \
+                         baseline article, or set {section} seeds to the folder that has them",
                         seeds.display()
                     ),
                 ));
@@ -1026,7 +1097,8 @@ impl Config {
                             return Err(locate(
                                 Some(span),
                                 format!(
-                                    "webhook url {url:?} is not an absolute http(s) URL; write it as \"https://hooks.example.com/…\""
+                                    "webhook url {:?} is not an absolute http(s) URL; write it as \"https://hooks.example.com/…\"",
+                                    redacted_url(&url)
                                 ),
                             ));
                         }
@@ -1152,6 +1224,18 @@ struct SmtpParts {
 }
 
 /// Validates an smtp entry; the error says what to change.
+/// Whether `host` names this machine without a DNS lookup: `localhost` (and `*.localhost`,
+/// RFC 6761) or a loopback address. Only then may credentials travel without TLS.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let lower = host.to_ascii_lowercase();
+    lower == "localhost"
+        || lower.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn smtp_config(base: &Path, raw: SmtpParts) -> Result<SmtpConfig, String> {
     use lettre::message::Mailbox;
     let host = raw.host.trim().to_string();
@@ -1197,6 +1281,12 @@ fn smtp_config(base: &Path, raw: SmtpParts) -> Result<SmtpConfig, String> {
         } else {
             "smtp password is set but no username; add username = \"…\"".into()
         });
+    }
+    if tls == SmtpTls::None && raw.username.is_some() && !is_loopback_host(&host) {
+        return Err(format!(
+            "smtp tls = \"none\" would send the username and password to {host:?} in clear text; \
+             use tls = \"starttls\" or tls = \"tls\" (plain text is only for a relay on localhost)"
+        ));
     }
     let timeout = raw.timeout.map_or(DEFAULT_DELIVERY_TIMEOUT, |t| t.0);
     if timeout.is_zero() {
@@ -1297,6 +1387,37 @@ fn parse_web(
 /// systemd's `$STATE_DIRECTORY` (the first, when it lists several).
 fn state_directory() -> Option<PathBuf> {
     std::env::var_os("STATE_DIRECTORY").and_then(|dirs| std::env::split_paths(&dirs).next())
+}
+
+/// An XDG base directory: `$var` when it is an absolute path (the XDG rules ignore relative
+/// ones), else `home_relative` under `$HOME`.
+fn xdg_base(var: &str, home_relative: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|home| home.is_absolute())
+                .map(|home| home.join(home_relative))
+        })
+}
+
+/// The user's config base folder: `$XDG_CONFIG_HOME`, else `~/.config`. User units live in its
+/// `systemd/user`, storywatch's config in its `storywatch`.
+pub fn user_config_home() -> Option<PathBuf> {
+    xdg_base("XDG_CONFIG_HOME", ".config")
+}
+
+/// The user's data base folder: `$XDG_DATA_HOME`, else `~/.local/share`.
+pub fn user_data_home() -> Option<PathBuf> {
+    xdg_base("XDG_DATA_HOME", ".local/share")
+}
+
+/// The user's data folder for storywatch, where a discovered config keeps its database:
+/// `storywatch` in [`user_data_home`].
+pub fn user_data_directory() -> Option<PathBuf> {
+    user_data_home().map(|dir| dir.join("storywatch"))
 }
 
 /// Adds the fix to toml's own messages where it only says what is wrong.
@@ -1454,6 +1575,22 @@ mod tests {
     }
 
     #[test]
+    fn empty_seed_folder_names_line_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.md"), "not a seed").unwrap();
+        let text = format!(
+            "[story]\nname = \"s\"\nseeds = {:?}\n",
+            dir.path().display().to_string()
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("test.toml:3:9:"), "{err}");
+        assert!(
+            err.contains("holds no .txt files") && err.contains("set [story] seeds"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bad_zone_time_size_and_url_are_rejected() {
         for (extra, needle) in [
             ("[digest]\ntimezone = \"Mars/Olympus\"\n", "IANA"),
@@ -1537,6 +1674,29 @@ mod tests {
     }
 
     #[test]
+    fn only_loopback_hosts_may_take_credentials_in_clear() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "mail.localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "smtp.example.com",
+            "localhost.example.com",
+            "10.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
     fn secrets_never_show_in_debug() {
         let text = format!("{:?}", SecretSource::Inline("hunter2".into()));
         assert!(!text.contains("hunter2"), "{text}");
@@ -1545,6 +1705,11 @@ mod tests {
     #[test]
     fn bad_channels_name_line_and_fix() {
         for (extra, line, needle) in [
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"smtp.example.com\"\ntls = \"none\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\nusername = \"u\"\npassword_env = \"P\"\n",
+                4,
+                "in clear text; use tls = \"starttls\"",
+            ),
             (
                 "[[notify]]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = [\"x@y.z\"]\nusername = \"u\"\npassword_file = \"p\"\npassword_env = \"P\"\n",
                 4,
@@ -1656,5 +1821,33 @@ mod tests {
         assert_eq!(parse_byte_size("100"), Some(100));
         assert_eq!(parse_byte_size("2 KB"), Some(2000));
         assert_eq!(parse_byte_size("x"), None);
+    }
+
+    #[test]
+    fn webhook_urls_are_shown_without_their_secret_parts() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+                "https://hooks.slack.com/…",
+            ),
+            (
+                "https://discord.com/api/webhooks/123/TOKENSECRET",
+                "https://discord.com/…",
+            ),
+            ("https://h.example/?token=SECRET", "https://h.example/…"),
+            ("https://user:SECRET@h.example/", "https://h.example/…"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/"),
+            ("hooks.slack.com/services/T/B/SECRET", "hooks.slack.com…"),
+            ("ftp://u:SECRET@h.example/x", "ftp://h.example/…"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+        let config = WebhookConfig {
+            url: "https://hooks.slack.com/services/T/B/SECRET".into(),
+            format: WebhookFormat::Slack,
+            secret: None,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{config:?}").contains("SECRET"));
     }
 }

@@ -145,22 +145,19 @@ pub async fn run(
     let web =
         crate::web::start_for_daemon(&running.config, &views, &store, shutdown.clone()).await?;
 
-    let last = lock(&store)?.last_digest()?;
-    let mut digest_due = next_digest_due(
-        &running.config,
-        last.map(|d| d.created_at),
-        Timestamp::now(),
-    );
+    let last = lock(&store)?.last_digest_run()?;
+    let mut digest_due = next_digest_due(&running.config, last, Timestamp::now());
     info!(feeds = running.config.feeds.len(), next_digest = %digest_due, "storywatch running");
     notifier.ready(&format!(
         "watching {} feeds; next digest {digest_due}",
         running.config.feeds.len()
     ));
 
-    // Deliveries left pending by a previous run (crash or failure) go out first; claims a
-    // killed run left on them are void now that this daemon holds the instance lock. Each is
-    // abandoned safely on shutdown: it stays pending and the next start sends it.
-    lock(&store)?.release_claims()?;
+    // Deliveries left pending by a previous run (crash or failure) go out first; the claims a
+    // killed process left on them are freed, those of a `digest --now` still sending are not.
+    // Each is abandoned safely on shutdown: it stays pending and the next start sends it.
+    lock(&store)?
+        .release_orphaned_claims(Timestamp::now(), crate::digest::notify::process_running)?;
     tokio::select! {
         result = pipeline::deliver_pending(&running.config, &store) => { result?; }
         _ = shutdown.requested() => {
@@ -193,19 +190,24 @@ pub async fn run(
                 Ok(new) => {
                     running = new;
                     views.replace(&running.stories);
-                    let last = lock(&store)?.last_digest()?;
-                    digest_due = next_digest_due(
-                        &running.config,
-                        last.map(|d| d.created_at),
-                        Timestamp::now(),
-                    );
+                    let last = lock(&store)?.last_digest_run()?;
+                    digest_due = next_digest_due(&running.config, last, Timestamp::now());
                     info!(feeds = running.config.feeds.len(), "configuration reloaded");
+                    notifier.ready(&format!(
+                        "configuration reloaded; watching {} feeds; next digest {digest_due}",
+                        running.config.feeds.len()
+                    ));
                 }
                 Err(err) => {
-                    error!(error = %format!("{err:#}"), "reload rejected; keeping the running configuration")
+                    let err = format!("{err:#}");
+                    error!(error = %err, "reload rejected; keeping the running configuration");
+                    // `systemctl reload` cannot fail a reload that was only signalled, so the
+                    // status line is where a person sees that the edit did not take.
+                    notifier.ready(&format!(
+                        "reload rejected, still running the previous configuration: {err}"
+                    ));
                 }
             }
-            notifier.ready("configuration reloaded");
         }
 
         let now = Timestamp::now();
@@ -326,9 +328,13 @@ mod tests {
     }
 
     fn config_with(digest: &str) -> Config {
+        config_in(digest, "UTC")
+    }
+
+    fn config_in(digest: &str, zone: &str) -> Config {
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let text = format!(
-            "[story]\nname = \"s\"\nseeds = \"../seeds\"\n[digest]\n{digest}\ntimezone = \"UTC\"\n"
+            "[story]\nname = \"s\"\nseeds = \"../seeds\"\n[digest]\n{digest}\ntimezone = \"{zone}\"\n"
         );
         Config::parse(&text, ConfigOrigin::Bundled, &base).unwrap()
     }
@@ -377,5 +383,100 @@ mod tests {
             next_digest_due(&config(), Some(now), now),
             ts("2026-01-11T07:00:00Z")
         );
+    }
+
+    fn london(at: &str) -> Config {
+        config_in(&format!("at = \"{at}\""), "Europe/London")
+    }
+
+    /// Each digest sent on time, then the next one asked for: the daily chain of due times.
+    fn chain(config: &Config, from: Timestamp, days: usize) -> Vec<Timestamp> {
+        let mut due = vec![from];
+        for _ in 0..days {
+            let last = *due.last().unwrap();
+            due.push(next_digest_due(config, Some(last), last));
+        }
+        due
+    }
+
+    #[test]
+    fn the_daily_slot_keeps_its_local_time_across_both_dst_changes() {
+        // Spring: 29 Mar 2026 London goes GMT → BST; 07:00 local is 07:00 then 06:00 UTC.
+        assert_eq!(
+            chain(&london("07:00"), ts("2026-03-28T07:00:00Z"), 2),
+            [
+                ts("2026-03-28T07:00:00Z"),
+                ts("2026-03-29T06:00:00Z"),
+                ts("2026-03-30T06:00:00Z")
+            ]
+        );
+        // Autumn: 25 Oct 2026 BST → GMT; 07:00 local is 06:00 then 07:00 UTC.
+        assert_eq!(
+            chain(&london("07:00"), ts("2026-10-24T06:00:00Z"), 2),
+            [
+                ts("2026-10-24T06:00:00Z"),
+                ts("2026-10-25T07:00:00Z"),
+                ts("2026-10-26T07:00:00Z")
+            ]
+        );
+        // A slot in the spring gap goes out just after it; one in the repeated autumn hour once.
+        assert_eq!(
+            chain(&london("01:30"), ts("2026-03-28T01:30:00Z"), 2),
+            [
+                ts("2026-03-28T01:30:00Z"),
+                ts("2026-03-29T01:30:00Z"),
+                ts("2026-03-30T00:30:00Z")
+            ]
+        );
+        assert_eq!(
+            chain(&london("01:30"), ts("2026-10-24T00:30:00Z"), 2),
+            [
+                ts("2026-10-24T00:30:00Z"),
+                ts("2026-10-25T00:30:00Z"),
+                ts("2026-10-26T01:30:00Z")
+            ]
+        );
+        // Restarted in the repeated hour, after its second 01:30: the first one served the day.
+        assert_eq!(
+            next_digest_due(
+                &london("01:30"),
+                Some(ts("2026-10-25T00:30:00Z")),
+                ts("2026-10-25T01:45:00Z")
+            ),
+            ts("2026-10-26T01:30:00Z")
+        );
+    }
+
+    #[test]
+    fn a_restart_across_a_dst_change_sends_one_catch_up() {
+        for (last, down_until, next) in [
+            // Down over the spring change.
+            (
+                "2026-03-27T07:00:00Z",
+                "2026-03-29T12:00:00Z",
+                "2026-03-30T06:00:00Z",
+            ),
+            // Down over the autumn change.
+            (
+                "2026-10-23T06:00:00Z",
+                "2026-10-25T12:00:00Z",
+                "2026-10-26T07:00:00Z",
+            ),
+        ] {
+            let config = london("07:00");
+            let now = ts(down_until);
+            assert_eq!(next_digest_due(&config, Some(ts(last)), now), now, "{last}");
+            // Once it is sent, the next is the following morning, local time.
+            assert_eq!(next_digest_due(&config, Some(now), now), ts(next), "{last}");
+            // Restarted before that morning: nothing more is owed.
+            let later = ts(down_until)
+                .checked_add(jiff::SignedDuration::from_hours(6))
+                .unwrap();
+            assert_eq!(
+                next_digest_due(&config, Some(now), later),
+                ts(next),
+                "{last}"
+            );
+        }
     }
 }

@@ -31,7 +31,8 @@ pub fn escape_xml(text: &str) -> String {
 }
 
 /// The Atom feed of `matches` (newest first, as [`crate::store::Store::list_matches`] returns
-/// them) for the story `story`; `now` is the feed's `updated` when there are no entries.
+/// them) for the story `story`; `now` is the feed's `updated` when there are no entries. An item
+/// matched by several stories is one entry naming each story's verdict.
 pub fn atom_feed(story: &str, matches: &[MatchRow], now: Timestamp) -> String {
     let updated = matches.iter().map(|m| m.first_seen_at).max().unwrap_or(now);
     let mut out = String::new();
@@ -49,7 +50,17 @@ pub fn atom_feed(story: &str, matches: &[MatchRow], now: Timestamp) -> String {
         "  <generator version=\"{}\">storywatch</generator>",
         env!("CARGO_PKG_VERSION")
     );
+    // One entry per item: an item several stories matched is one row per story in `matches`,
+    // but a feed reader keys entries by id, so its stories share one entry that names them all.
+    let mut items: Vec<Vec<&MatchRow>> = Vec::new();
     for m in matches {
+        match items.iter_mut().find(|rows| rows[0].id == m.id) {
+            Some(rows) => rows.push(m),
+            None => items.push(vec![m]),
+        }
+    }
+    for rows in &items {
+        let m = rows[0];
         let _ = writeln!(out, "  <entry>");
         let _ = writeln!(
             out,
@@ -80,17 +91,42 @@ pub fn atom_feed(story: &str, matches: &[MatchRow], now: Timestamp) -> String {
                 escape_xml(&link)
             );
         }
-        let _ = writeln!(out, "    <category term=\"{}\"/>", verdict_label(m.verdict));
+        let mut verdicts: Vec<&str> = Vec::new();
+        for r in rows {
+            if !verdicts.contains(&verdict_label(r.verdict)) {
+                verdicts.push(verdict_label(r.verdict));
+            }
+        }
+        for verdict in verdicts {
+            let _ = writeln!(out, "    <category term=\"{verdict}\"/>");
+        }
+        let several = rows.len() > 1;
+        if several {
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "    <category scheme=\"urn:storywatch:story\" term=\"{}\" label=\"{}\"/>",
+                    urn_part(&r.story),
+                    escape_xml(&r.story)
+                );
+            }
+        }
         let mut summary = m.summary.trim().to_string();
-        if !m.why.is_empty() {
+        for r in rows {
+            if r.why.is_empty() && !several {
+                continue;
+            }
             if !summary.is_empty() {
                 summary.push_str("\n\n");
             }
-            summary.push_str(&format!(
-                "{} — why: {}",
-                verdict_label(m.verdict),
-                m.why.join("; ")
-            ));
+            // With several stories each says which one its verdict is for.
+            if several {
+                summary.push_str(&format!("{}: ", r.story));
+            }
+            summary.push_str(verdict_label(r.verdict));
+            if !r.why.is_empty() {
+                summary.push_str(&format!(" — why: {}", r.why.join("; ")));
+            }
         }
         if !summary.is_empty() {
             let _ = writeln!(
@@ -160,6 +196,43 @@ mod tests {
         assert_eq!(xml.matches("<entry>").count(), 2);
         assert!(
             xml.contains("<updated>2025-10-30T08:00:00Z</updated>"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn an_item_of_several_stories_is_one_entry_naming_them_all() {
+        let mut first = row(
+            1,
+            "China schedules precursors",
+            VerdictKind::FollowUp,
+            "https://n.example/1",
+        );
+        first.story = "Fentanyl".into();
+        let mut second = first.clone();
+        second.story = "Trade & tariffs".into();
+        second.verdict = VerdictKind::Related;
+        second.why = vec!["terms: tariff".into()];
+        let other = row(2, "Other", VerdictKind::FollowUp, "https://n.example/2");
+        let xml = atom_feed("Fentanyl", &[first, second, other], Timestamp::UNIX_EPOCH);
+        assert_eq!(xml.matches("<entry>").count(), 2, "{xml}");
+        let ids: Vec<&str> = xml
+            .match_indices("<id>urn:storywatch:item:")
+            .map(|(i, _)| &xml[i..i + xml[i..].find("</id>").unwrap()])
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert_ne!(ids[0], ids[1], "{xml}");
+        assert!(
+            xml.contains("Fentanyl: follow-up — why: terms: fentanyl, tariff")
+                && xml.contains("Trade &amp; tariffs: related — why: terms: tariff"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("term=\"Trade%20%26%20tariffs\" label=\"Trade &amp; tariffs\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<category term=\"follow-up\"/>\n    <category term=\"related\"/>"),
             "{xml}"
         );
     }

@@ -11,7 +11,8 @@ use crate::config::RelatedMode;
 
 use super::model::{Digest, is_http};
 use super::render::{
-    about_word, compact_count_line, footer_health_line, footer_period_line, verdict_label,
+    about_word, also_reported_suffix, compact_count_line, footer_health_line, footer_period_line,
+    verdict_label,
 };
 
 /// Escapes text for HTML element content and double-quoted attribute values.
@@ -139,9 +140,10 @@ pub fn to_html(digest: &Digest) -> String {
                     .as_deref()
                     .map(|t| format!(" {} <em>{}</em>", about_word(c.verdict), escape_html(t)))
                     .unwrap_or_default();
+                let also = also_reported_suffix(&c.also_reported_by, escape_html);
                 let _ = writeln!(
                     out,
-                    "<li>{} — {}, {} — {}{about}</li>",
+                    "<li>{} — {}, {} — {}{about}{also}</li>",
                     linked(&c.title, c.link.as_deref()),
                     escape_html(c.outlet.as_deref().unwrap_or("unknown outlet")),
                     escape_html(&digest.local(c.time)),
@@ -207,5 +209,56 @@ mod tests {
         assert!(html.contains("&lt;b&gt;Outlet&lt;/b&gt;"), "{html}");
         assert!(html.contains("Following up: <em>US and China"), "{html}");
         assert!(html.contains("Broken Feed (timed out)"), "{html}");
+    }
+
+    #[test]
+    fn copies_are_named_in_html_as_in_markdown() {
+        let b = baselines();
+        let copy = |id, verdict, outlet: &str| {
+            let mut m = row(
+                id,
+                "Beijing talks recap <b>",
+                verdict,
+                "https://n.example/x",
+            );
+            m.source = Some(outlet.into());
+            m
+        };
+        let mut dev = copy(3, VerdictKind::FollowUp, "AP");
+        dev.title = "China schedules new precursors".into();
+        dev.link = Some("https://n.example/d".into());
+        let mut dev_copy = dev.clone();
+        dev_copy.id = 4;
+        dev_copy.source = Some("AFP & Co".into());
+        let digest = Digest::build(
+            &ctx(&b, &TimeZone::UTC, EmptyDigest::Send),
+            &input(vec![
+                dev,
+                dev_copy,
+                copy(1, VerdictKind::ReReport, "Reuters"),
+                copy(2, VerdictKind::ReReport, "Xinhua <wire>"),
+            ]),
+        )
+        .unwrap();
+        let html = to_html(&digest);
+        let markdown = crate::digest::to_markdown(&digest);
+        // The development and the re-report are each listed once, naming the copy's outlet.
+        assert!(
+            html.contains("<br>Also reported by AFP &amp; Co</p>"),
+            "{html}"
+        );
+        assert!(
+            markdown.contains("Also reported by AFP \\& Co"),
+            "{markdown}"
+        );
+        assert!(
+            html.contains("re-report of <em>US and China to resume stalled fentanyl talks in Beijing</em> (also reported by Xinhua &lt;wire&gt;)</li>"),
+            "{html}"
+        );
+        assert!(
+            markdown.contains("(also reported by Xinhua \\<wire\\>)"),
+            "{markdown}"
+        );
+        assert_eq!(html.matches("<li>").count(), 1, "{html}");
     }
 }

@@ -100,14 +100,7 @@ pub fn to_markdown(digest: &Digest) -> String {
                     .as_deref()
                     .map(|t| format!(" {} *{}*", about_word(c.verdict), escape(t)))
                     .unwrap_or_default();
-                let also = if c.also_reported_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " (also reported by {})",
-                        escape(&c.also_reported_by.join(", "))
-                    )
-                };
+                let also = also_reported_suffix(&c.also_reported_by, escape);
                 let _ = writeln!(
                     out,
                     "- {} — {}, {} — {}{about}{also}",
@@ -162,6 +155,16 @@ pub fn about_word(kind: VerdictKind) -> &'static str {
     match kind {
         VerdictKind::ReReport => "of",
         _ => "to",
+    }
+}
+
+/// ` (also reported by AP, AFP)` after a compact entry, or nothing when it has no copies; `esc`
+/// escapes the outlets for the format.
+pub fn also_reported_suffix(outlets: &[String], esc: impl Fn(&str) -> String) -> String {
+    if outlets.is_empty() {
+        String::new()
+    } else {
+        format!(" (also reported by {})", esc(&outlets.join(", ")))
     }
 }
 

@@ -151,4 +151,18 @@ CREATE TABLE stream_documents (
 );
 INSERT INTO stream_documents (id, documents) VALUES (1, 0);
 "#,
+    // ---- digest bookkeeping (issue 5) ---------------------------------------------------------
+    // Self-contained. `claimed_by` is the process id holding a delivery's claim, so a starting
+    // daemon frees only the claims of processes that are gone, never a live `digest --now`'s.
+    // `generation` counts `digest resend`s of a delivery: a resend is a new message, with its
+    // own idempotency key and Message-ID. `digest_schedule` keeps when the last digest was due
+    // and decided (built, or skipped as empty), so a skipped day still counts as served.
+    r#"
+ALTER TABLE deliveries ADD COLUMN claimed_by INTEGER;
+ALTER TABLE deliveries ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE digest_schedule (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    last_run INTEGER NOT NULL
+);
+"#,
 ];

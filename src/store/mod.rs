@@ -57,6 +57,27 @@ pub enum StoreError {
         /// The newest version this program knows.
         known: i64,
     },
+    /// A read-only look found no database file.
+    #[error(
+        "no database at {path} yet: the first `storywatch run` or `storywatch poll --once` creates it"
+    )]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A read-only look found a schema older than this program's, which only a writer upgrades.
+    #[error(
+        "database {path} has schema version {found}, older than this storywatch ({known}); \
+         start the daemon (or run `storywatch poll --once`) once to upgrade it"
+    )]
+    TooOld {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest version this program knows.
+        known: i64,
+    },
     /// Any other SQLite error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -168,7 +189,7 @@ pub struct FeedStatus {
     pub last_attempt_at: Option<Timestamp>,
     /// The last error's text, cleared by a success.
     pub last_error: Option<String>,
-    /// The last error's kind (`timeout`, `http_status`, `parse`, …).
+    /// The last error's kind (`timeout`, `http_status`, `malformed_xml`, `html_page`, …).
     pub last_error_kind: Option<String>,
     /// Failures since the last success.
     pub consecutive_failures: u32,
@@ -359,6 +380,9 @@ pub struct PendingDelivery {
     pub channel: String,
     /// Attempts so far.
     pub attempts: u32,
+    /// How many times `digest resend` queued it again: each resend is a new message, with its
+    /// own idempotency key and Message-ID.
+    pub generation: u32,
 }
 
 /// The database.
@@ -399,6 +423,51 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens the existing database at `path` for reading only: never creates it, never
+    /// migrates it, so a look (`storywatch status`) cannot change what the daemon owns.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let open_error = |cause| StoreError::Open {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        // With no writer about (no `-wal` file) even a read-only connection would create the
+        // `-wal` and `-shm` files, owned by whoever looked: `sudo storywatch status` would then
+        // lock the service's own user out of its database. Read as immutable instead, which
+        // creates nothing; everything is in the main file then.
+        let uri = std::path::absolute(path)
+            .ok()
+            .and_then(|absolute| url::Url::from_file_path(absolute).ok());
+        let conn = match uri {
+            Some(mut uri) if !Path::new(&wal).exists() => {
+                uri.set_query(Some("mode=ro&immutable=1"));
+                Connection::open_with_flags(uri.as_str(), flags | OpenFlags::SQLITE_OPEN_URI)
+            }
+            _ => Connection::open_with_flags(path, flags),
+        }
+        .map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_error)?;
+        let known = migrations::MIGRATIONS.len() as i64;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(open_error)?;
+        let path = path.to_path_buf();
+        match found.cmp(&known) {
+            std::cmp::Ordering::Greater => Err(StoreError::TooNew { path, found, known }),
+            std::cmp::Ordering::Less => Err(StoreError::TooOld { path, found, known }),
+            std::cmp::Ordering::Equal => Ok(Store { conn, path }),
+        }
     }
 
     /// The database file.
@@ -942,7 +1011,15 @@ impl Store {
         // Read inside the write transaction: a second process building a digest at the same
         // moment waits here and then sees these matches claimed, so none is in two digests.
         let input = digest_input(&tx, now)?;
+        // A skipped (empty) digest serves its slot as a built one does, so a restart does not
+        // take the day for missed ([`Store::last_digest_run`]).
+        tx.execute(
+            "INSERT INTO digest_schedule (id, last_run) VALUES (1, ?1)
+             ON CONFLICT(id) DO UPDATE SET last_run = MAX(last_run, excluded.last_run)",
+            params![to_secs(now)],
+        )?;
         let Some(NewDigest { markdown, model }) = render(&input) else {
+            tx.commit()?;
             return Ok(None);
         };
         tx.execute(
@@ -1016,6 +1093,18 @@ impl Store {
         })
     }
 
+    /// When a digest was last due and decided — built, or skipped as empty — by this database's
+    /// record; the schedule counts missed slots from here.
+    pub fn last_digest_run(&self) -> Result<Option<Timestamp>> {
+        let last: Option<i64> = self.conn.query_row(
+            "SELECT MAX(t) FROM (SELECT last_run AS t FROM digest_schedule
+                                 UNION ALL SELECT MAX(created_at) FROM digests)",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(from_secs(last))
+    }
+
     /// The most recent digest.
     pub fn last_digest(&self) -> Result<Option<DigestRow>> {
         self.conn
@@ -1036,24 +1125,35 @@ impl Store {
         due_deliveries(&self.conn, now)
     }
 
-    /// Takes the due deliveries for this process: each is claimed until `now + lease`, so a
+    /// Takes the due deliveries for this process — all of them, or with `only` the one of that
+    /// digest and channel: each is claimed in this process's name until `now + lease`, so a
     /// second process (`digest --now` beside the daemon) skips it instead of sending it too.
-    /// [`Store::record_delivery`] ends the claim; a claim left by a crash expires, and a
-    /// starting daemon drops all claims at once ([`Store::release_claims`]).
+    /// [`Store::record_delivery`] ends the claim; a claim left by a crash expires, or is freed
+    /// sooner by [`Store::release_orphaned_claims`].
     pub fn claim_due_deliveries(
         &mut self,
         now: Timestamp,
         lease: std::time::Duration,
+        only: Option<(i64, &str)>,
     ) -> Result<Vec<PendingDelivery>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let due = due_deliveries(&tx, now)?;
+        let mut due = due_deliveries(&tx, now)?;
+        if let Some((digest_id, channel)) = only {
+            due.retain(|d| d.digest.id == digest_id && d.channel == channel);
+        }
         let until = to_secs(now).saturating_add(lease.as_secs() as i64);
         for delivery in &due {
             tx.execute(
-                "UPDATE deliveries SET claimed_until = ?3 WHERE digest_id = ?1 AND channel = ?2",
-                params![delivery.digest.id, delivery.channel, until],
+                "UPDATE deliveries SET claimed_until = ?3, claimed_by = ?4
+                 WHERE digest_id = ?1 AND channel = ?2",
+                params![
+                    delivery.digest.id,
+                    delivery.channel,
+                    until,
+                    std::process::id()
+                ],
             )?;
         }
         tx.commit()?;
@@ -1063,20 +1163,49 @@ impl Store {
     /// Drops this process's claim on one delivery it decided not to make now.
     pub fn release_claim(&mut self, digest_id: i64, channel: &str) -> Result<()> {
         self.conn.execute(
-            "UPDATE deliveries SET claimed_until = NULL WHERE digest_id = ?1 AND channel = ?2",
+            "UPDATE deliveries SET claimed_until = NULL, claimed_by = NULL
+             WHERE digest_id = ?1 AND channel = ?2",
             params![digest_id, channel],
         )?;
         Ok(())
     }
 
-    /// Drops every claim: called by the daemon at start, when claims left by a killed process
-    /// would otherwise hold its deliveries back until they expire.
-    pub fn release_claims(&mut self) -> Result<()> {
-        self.conn.execute(
-            "UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
-            [],
-        )?;
-        Ok(())
+    /// Frees the live claims whose process has ended (`running(pid)` is false) — left by a
+    /// `kill -9` — so a starting daemon resends them at once instead of waiting out the lease.
+    /// A claim held by a running process (a `digest --now` or `digest resend` beside it) is
+    /// left alone: that process may be sending it right now. So is one of unknown owner. A
+    /// claim in this process's own id is a dead predecessor's (this process claimed nothing
+    /// yet). Returns how many were freed.
+    pub fn release_orphaned_claims(
+        &mut self,
+        now: Timestamp,
+        running: impl Fn(u32) -> bool,
+    ) -> Result<usize> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let owners: Vec<i64> = {
+            let mut stmt = tx.prepare(
+                "SELECT DISTINCT claimed_by FROM deliveries
+                 WHERE claimed_until > ?1 AND claimed_by IS NOT NULL",
+            )?;
+            stmt.query_map(params![to_secs(now)], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut freed = 0;
+        for owner in owners {
+            let gone =
+                u32::try_from(owner).map_or(true, |pid| pid == std::process::id() || !running(pid));
+            if gone {
+                freed += tx.execute(
+                    "UPDATE deliveries SET claimed_until = NULL, claimed_by = NULL
+                     WHERE claimed_by = ?1",
+                    params![owner],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(freed)
     }
 
     /// When the earliest pending delivery is due, if any is pending.
@@ -1137,7 +1266,9 @@ impl Store {
     }
 
     /// Queues digest `digest_id` for `channel` again, due now (a new delivery, or a delivered
-    /// or failed one made pending with its attempts reset). False when there is no such digest.
+    /// or failed one made pending with its attempts reset and its generation raised, so the
+    /// resend is a new message rather than a repeat a receiver would drop). Only that one
+    /// delivery changes. False when there is no such digest.
     pub fn requeue_delivery(&mut self, digest_id: i64, channel: &str) -> Result<bool> {
         let tx = self
             .conn
@@ -1154,7 +1285,8 @@ impl Store {
             "INSERT INTO deliveries (digest_id, channel, state, next_attempt_at)
              VALUES (?1, ?2, 'pending', 0)
              ON CONFLICT(digest_id, channel) DO UPDATE SET state = 'pending', attempts = 0,
-                 last_error = NULL, next_attempt_at = 0, claimed_until = NULL",
+                 last_error = NULL, next_attempt_at = 0, claimed_until = NULL, claimed_by = NULL,
+                 generation = generation + 1",
             params![digest_id, channel],
         )?;
         tx.commit()?;
@@ -1245,7 +1377,7 @@ fn digest_input(conn: &Connection, now: Timestamp) -> Result<DigestInput> {
 fn due_deliveries(conn: &Connection, now: Timestamp) -> Result<Vec<PendingDelivery>> {
     let mut stmt = conn.prepare(
         "SELECT d.id, d.created_at, d.period_start, d.period_end, d.match_count, d.markdown,
-                d.model, v.channel, v.attempts
+                d.model, v.channel, v.attempts, v.generation
          FROM deliveries v JOIN digests d ON d.id = v.digest_id
          WHERE v.state = 'pending' AND v.next_attempt_at <= ?1
                AND (v.claimed_until IS NULL OR v.claimed_until <= ?1)
@@ -1256,6 +1388,7 @@ fn due_deliveries(conn: &Connection, now: Timestamp) -> Result<Vec<PendingDelive
             digest: digest_from_row(row)?,
             channel: row.get(7)?,
             attempts: row.get(8)?,
+            generation: row.get(9)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1357,6 +1490,25 @@ mod tests {
     }
 
     #[test]
+    fn read_only_open_never_creates_or_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.db");
+        let err = Store::open_read_only(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let mut store = Store::open(&path).unwrap();
+        store.sync_feeds(&[feed("https://a.example/rss")]).unwrap();
+        drop(store);
+        let mut reader = Store::open_read_only(&path).unwrap();
+        assert_eq!(reader.feed_statuses().unwrap().len(), 1);
+        assert!(
+            reader.sync_feeds(&[]).is_err(),
+            "a read-only store refuses writes"
+        );
+    }
+
+    #[test]
     fn stream_statistics_count_new_items_no_story_matched_once() {
         let (_dir, mut store) = open();
         store.sync_feeds(&[feed("https://a.example/f")]).unwrap();
@@ -1418,6 +1570,25 @@ mod tests {
     }
 
     #[test]
+    fn a_skipped_digest_still_counts_as_run() {
+        let (_dir, mut store) = open();
+        assert_eq!(store.last_digest_run().unwrap(), None);
+        let first: Timestamp = "2026-01-10T07:00:00Z".parse().unwrap();
+        let built = store
+            .create_digest(first, &["file".to_string()], new_digest)
+            .unwrap();
+        assert!(built.is_some());
+        assert_eq!(store.last_digest_run().unwrap(), Some(first));
+        let skipped: Timestamp = "2026-01-11T07:00:00Z".parse().unwrap();
+        let none = store
+            .create_digest(skipped, &["file".to_string()], |_| None)
+            .unwrap();
+        assert!(none.is_none());
+        assert_eq!(store.list_digests(10).unwrap().len(), 1);
+        assert_eq!(store.last_digest_run().unwrap(), Some(skipped));
+    }
+
+    #[test]
     fn digest_claims_matches_once_and_queues_deliveries() {
         let (_dir, mut store) = open();
         store.sync_feeds(&[feed("https://a.example/f")]).unwrap();
@@ -1467,16 +1638,41 @@ mod tests {
                 ("stdout".to_string(), "failed".to_string())
             ]
         );
-        // Resend queues it again, due now; an unknown digest is refused.
+        // Resend queues that one delivery again, due now, as a new generation; the other
+        // channel's delivered row is untouched; an unknown digest is refused.
         assert!(store.requeue_delivery(digest.id, "stdout").unwrap());
+        let pending = store.pending_deliveries(now).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].channel.as_str(), pending[0].generation),
+            ("stdout", 1)
+        );
+        assert_eq!(store.deliveries(digest.id).unwrap()[0].state, "delivered");
         // A claimed delivery is invisible to a second sender until released or expired.
         let claimed = store
-            .claim_due_deliveries(now, Duration::from_secs(600))
+            .claim_due_deliveries(now, Duration::from_secs(600), None)
             .unwrap();
         assert_eq!(claimed.len(), 1);
         assert!(store.pending_deliveries(now).unwrap().is_empty());
-        store.release_claims().unwrap();
+        // A starting daemon leaves a live claim of a running process alone (this test's own
+        // id counts as a predecessor's, so the owner is made another process here)...
+        store
+            .conn
+            .execute("UPDATE deliveries SET claimed_by = claimed_by + 1", [])
+            .unwrap();
+        assert_eq!(store.release_orphaned_claims(now, |_| true).unwrap(), 0);
+        assert!(store.pending_deliveries(now).unwrap().is_empty());
+        // ...and frees the claim of one that has ended.
+        assert_eq!(store.release_orphaned_claims(now, |_| false).unwrap(), 1);
         assert!(!store.requeue_delivery(999, "stdout").unwrap());
+        assert_eq!(store.pending_deliveries(now).unwrap().len(), 1);
+        assert!(
+            store
+                .claim_due_deliveries(now, Duration::from_secs(600), Some((digest.id, "file")))
+                .unwrap()
+                .is_empty(),
+            "only the named delivery is claimed, and file's is delivered"
+        );
         assert_eq!(store.pending_deliveries(now).unwrap().len(), 1);
 
         let second = store

@@ -104,7 +104,7 @@ fn run(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// Replaces the `[digest]` lines `write_config` wrote.
-fn set_digest(dir: &Path, lines: &str) {
+pub(crate) fn set_digest(dir: &Path, lines: &str) {
     let path = dir.join("storywatch.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let text = text.replace(
@@ -272,6 +272,50 @@ fn smtp_sends_one_multipart_mail_to_every_recipient_with_escaped_html() {
 }
 
 #[test]
+fn smtp_password_from_the_environment_and_never_in_clear_off_loopback() {
+    let server = SmtpServer::start(SmtpMode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let notify = smtp_notify(&server, "none", "").replace(
+        "password_file = \"smtp.pass\"",
+        "password_env = \"SW_E2E_SMTP_PASS\"",
+    );
+    write_config(dir.path(), &[], &notify);
+    seed(dir.path(), &hostile_items());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_storywatch"))
+        .args(["--config", "storywatch.toml", "digest", "--now"])
+        .current_dir(dir.path())
+        .env("SW_E2E_SMTP_PASS", "env pass 42")
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("env pass 42"), "{stderr}");
+    let mails = server.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].auth.as_ref().map(|a| a.2.as_str()),
+        Some("env pass 42")
+    );
+
+    // The same entry aimed at a host off this machine would send the password in clear text:
+    // refused at start-up, naming the line and the fix.
+    write_config(
+        dir.path(),
+        &[],
+        &notify.replace("host = \"127.0.0.1\"", "host = \"smtp.example.com\""),
+    );
+    let refused = run(dir.path(), &["check"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("storywatch.toml:")
+            && stderr.contains("in clear text; use tls = \"starttls\""),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn smtp_over_starttls_and_implicit_tls_trusts_only_the_given_certificate() {
     for (mode, tls) in [
         (SmtpMode::Starttls, "starttls"),
@@ -313,7 +357,7 @@ fn smtp_over_starttls_and_implicit_tls_trusts_only_the_given_certificate() {
     }
 }
 
-fn webhook_notify(name: &str, url: &str, format: &str, extra: &str) -> String {
+pub(crate) fn webhook_notify(name: &str, url: &str, format: &str, extra: &str) -> String {
     format!(
         "[[notify]]\nkind = \"webhook\"\nname = \"{name}\"\nurl = \"{url}\"\nformat = \"{format}\"\ntimeout = \"5s\"\n{extra}\n"
     )
@@ -522,12 +566,13 @@ fn digest_list_show_resend_and_atom_export() {
 #[test]
 fn check_lists_channels_and_fails_on_an_unreadable_secret() {
     let dir = tempfile::tempdir().unwrap();
+    // Slack and Discord carry the webhook's token in the path: no output may show it.
     write_config(
         dir.path(),
         &[],
         &webhook_notify(
             "hook",
-            "http://127.0.0.1:9/Hook?token=t0ken",
+            "http://127.0.0.1:9/services/T0/B0/s3cretpath?token=t0ken",
             "slack",
             "secret_env = \"SW_E2E_HOOK_SECRET\"",
         ),
@@ -536,18 +581,207 @@ fn check_lists_channels_and_fails_on_an_unreadable_secret() {
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("SW_E2E_HOOK_SECRET is not set"), "{stdout}");
-    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_storywatch"))
-        .args(["--config", "storywatch.toml", "check"])
-        .current_dir(dir.path())
-        .env("SW_E2E_HOOK_SECRET", "s")
-        .output()
-        .unwrap();
-    let stdout = success(&ok);
+    let with_secret = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_storywatch"))
+            .args(["--config", "storywatch.toml"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("SW_E2E_HOOK_SECRET", "s")
+            .output()
+            .unwrap()
+    };
+    let stdout = success(&with_secret(&["check"]));
     assert!(
-        stdout.contains("webhook slack → http://127.0.0.1:9/Hook, signed"),
+        stdout.contains("webhook slack → http://127.0.0.1:9/…, signed"),
         "{stdout}"
     );
-    assert!(!stdout.contains("t0ken"), "{stdout}");
+    // A failed delivery's log line, `digest list` and `status` name the host only.
+    seed(dir.path(), &hostile_items());
+    let failed = with_secret(&["digest", "--now"]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("http://127.0.0.1:9/…"), "{stderr}");
+    let list = success(&with_secret(&["digest", "list", "--json"]));
+    assert!(list.contains("127.0.0.1:9/…"), "{list}");
+    let status = success(&with_secret(&["status"]));
+    for text in [&*stdout, &*stderr, &*list, &*status] {
+        assert!(
+            !text.contains("s3cretpath") && !text.contains("t0ken"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn resend_is_a_new_message_for_that_one_delivery_only() {
+    let server = TestServer::start();
+    server.route("/hook", Response::status(200));
+    server.route("/down", Response::status(500));
+    let dir = tempfile::tempdir().unwrap();
+    let notify = format!(
+        "{}{}",
+        webhook_notify("hook", &server.url("/hook"), "json", ""),
+        webhook_notify("down", &server.url("/down"), "json", "")
+    );
+    write_config(dir.path(), &[], &notify);
+    set_digest(
+        dir.path(),
+        "at = \"07:00\"\ntimezone = \"UTC\"\nretry = \"1s\"",
+    );
+    seed(dir.path(), &hostile_items());
+    assert!(!run(dir.path(), &["digest", "--now"]).status.success());
+    assert_eq!(server.requests_for("/down").len(), 1);
+    std::thread::sleep(Duration::from_millis(1100)); // "down" is due for its retry now
+
+    let resent = success(&run(
+        dir.path(),
+        &["digest", "resend", "1", "--channel", "hook"],
+    ));
+    assert!(resent.contains("delivered to hook"), "{resent}");
+    let hook = server.requests_for("/hook");
+    assert_eq!(hook.len(), 2);
+    let keys: Vec<&str> = hook
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap())
+        .collect();
+    // A receiver that drops repeated keys must not drop the copy the user asked for.
+    assert_eq!(keys[1], format!("{}-r1", keys[0]), "{keys:?}");
+    // Only that delivery was queued and made: the other channel's pending retry was not
+    // touched, nor the file channel's delivered one.
+    assert_eq!(server.requests_for("/down").len(), 1);
+    let db = Db::open(dir.path());
+    assert_eq!(
+        db.count("SELECT attempts FROM deliveries WHERE channel = 'down'"),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT attempts FROM deliveries WHERE channel = 'file'"),
+        1
+    );
+    assert_eq!(digest_files(dir.path()).len(), 1);
+}
+
+#[test]
+fn a_starting_daemon_leaves_a_delivery_another_process_is_making() {
+    let server = TestServer::start();
+    server.route("/hook", Response::status(599).behave(Behaviour::Hang));
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &[],
+        &webhook_notify("a-hook", &server.url("/hook"), "json", "")
+            .replace("timeout = \"5s\"", "timeout = \"8s\""),
+    );
+    set_digest(
+        dir.path(),
+        "every = \"1h\"\ntimezone = \"UTC\"\nretry = \"1s\"",
+    );
+    seed(dir.path(), &hostile_items());
+    // `digest --now` claims the webhook delivery and hangs in it for up to 8 s.
+    let manual = crate::support::binary(dir.path())
+        .args(["--config", "storywatch.toml", "digest", "--now"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || server
+        .requests_for("/hook")
+        .len()
+        == 1));
+    // A daemon started meanwhile resumes pending deliveries at once — but not that one.
+    let mut daemon = Daemon::start(dir.path());
+    assert!(
+        eventually(Duration::from_secs(8), || daemon
+            .log()
+            .contains("storywatch running")),
+        "{}",
+        daemon.log()
+    );
+    let manual = manual.wait_with_output().unwrap();
+    assert!(!manual.status.success(), "the hung delivery failed");
+    assert_eq!(
+        server.requests_for("/hook").len(),
+        1,
+        "the daemon sent a delivery another process was making: {}",
+        daemon.log()
+    );
+    // Once that process gave it up, the daemon retries it, once.
+    server.route("/hook", Response::status(200));
+    assert!(
+        eventually(Duration::from_secs(10), || Db::open(dir.path()).count(
+            "SELECT COUNT(*) FROM deliveries WHERE channel = 'a-hook' AND state = 'delivered'"
+        ) == 1),
+        "{}",
+        daemon.log()
+    );
+    daemon.signal("TERM");
+    daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("stops on TERM");
+    let keys: BTreeSet<String> = server
+        .requests_for("/hook")
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+}
+
+#[test]
+fn empty_days_send_a_short_note_or_nothing_without_losing_the_slot() {
+    // "send": a short note through the file channel.
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &[], "");
+    success(&run(dir.path(), &["digest", "--now"]));
+    let files = digest_files(dir.path());
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0].contains("No new developments")
+            && files[0].contains("Nothing new on this story since the last digest."),
+        "{}",
+        files[0]
+    );
+
+    // "skip": nothing stored or delivered on an empty day...
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &[], "");
+    // The daily slot was an hour ago.
+    let slot = slot_an_hour_ago();
+    set_digest(
+        dir.path(),
+        &format!("at = \"{slot}\"\ntimezone = \"UTC\"\nempty = \"skip\""),
+    );
+    seed(dir.path(), &hostile_items()[..1]);
+    success(&run(dir.path(), &["digest", "--now"]));
+    // (that digest was three days ago: two slots missed since)
+    Db::open(dir.path()).pretend_down_for_three_days();
+    let status = success(&run(dir.path(), &["status"]));
+    assert!(status.contains("overdue"), "{status}");
+    let skipped = run(dir.path(), &["digest", "--now"]);
+    assert!(skipped.status.success());
+    assert!(
+        String::from_utf8_lossy(&skipped.stderr).contains("nothing to send"),
+        "{}",
+        String::from_utf8_lossy(&skipped.stderr)
+    );
+    assert_eq!(digest_files(dir.path()).len(), 1);
+    assert_eq!(
+        Db::open(dir.path()).count("SELECT COUNT(*) FROM digests"),
+        1
+    );
+    // ...yet the skipped day counts as served: a match arriving after it waits for the next
+    // slot instead of going out as a "missed" digest when the daemon starts.
+    let status = success(&run(dir.path(), &["status"]));
+    assert!(!status.contains("overdue"), "{status}");
+    let tomorrow = Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(23))
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%d")
+        .to_string();
+    assert!(
+        status.contains(&format!("next digest: {tomorrow} {slot}")),
+        "{status}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,6 +822,26 @@ impl Db {
     fn count(&self, sql: &str) -> i64 {
         self.0.query_row(sql, [], |row| row.get(0)).unwrap_or(0)
     }
+    /// Moves the stored digests and the schedule's last run three days back, as if the daemon
+    /// had been down since.
+    fn pretend_down_for_three_days(&self) {
+        self.0
+            .execute_batch(
+                "UPDATE digests SET created_at = created_at - 259200, period_end = period_end - 259200;
+                 UPDATE digest_schedule SET last_run = last_run - 259200;",
+            )
+            .unwrap();
+    }
+}
+
+/// `HH:MM` (UTC) an hour ago: a daily slot that has just passed, the next one tomorrow.
+fn slot_an_hour_ago() -> String {
+    Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%H:%M")
+        .to_string()
 }
 
 /// Every digest reached every channel exactly once, and every match is in exactly one digest.
@@ -762,22 +1016,11 @@ fn a_digest_missed_while_down_is_sent_once_on_restart() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &urls, "");
     // The daily slot was an hour ago, so the next regular one is tomorrow.
-    let slot = Timestamp::now()
-        .checked_sub(jiff::SignedDuration::from_hours(1))
-        .unwrap()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .strftime("%H:%M")
-        .to_string();
+    let slot = slot_an_hour_ago();
     set_digest(dir.path(), &format!("at = \"{slot}\"\ntimezone = \"UTC\""));
     success(&run(dir.path(), &["digest", "--now"]));
     // Pretend the last digest was three days ago: two daily slots were missed.
-    Db::open(dir.path())
-        .0
-        .execute(
-            "UPDATE digests SET created_at = created_at - 259200, period_end = period_end - 259200",
-            [],
-        )
-        .unwrap();
+    Db::open(dir.path()).pretend_down_for_three_days();
 
     let mut daemon = Daemon::start(dir.path());
     assert!(

@@ -472,7 +472,7 @@ fn serve(dir: &Path) -> (Reaped, String) {
     (server, url)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -671,7 +671,7 @@ fn wait_for(dir: &Path, needle: &str, state: Review) {
     assert!(done, "{needle} is not {state:?}: {:?}", reviews(dir));
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

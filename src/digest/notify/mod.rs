@@ -51,7 +51,8 @@ pub enum NotifyError {
     /// The webhook could not be reached or answered with a non-2xx status.
     #[error("webhook POST to {url} failed: {message}")]
     Webhook {
-        /// The URL (without query, which may carry a token).
+        /// The URL's scheme, host and port ([`crate::config::redacted_url`]): the rest may
+        /// carry a token.
         url: String,
         /// What went wrong.
         message: String,
@@ -65,16 +66,23 @@ pub struct Outgoing<'a> {
     pub row: &'a DigestRow,
     /// The structured digest; `None` for digests stored before models were kept.
     pub model: Option<Digest>,
+    /// How many times this delivery was resent ([`crate::store::PendingDelivery::generation`]).
+    pub generation: u32,
 }
 
 impl<'a> Outgoing<'a> {
-    /// Reads the model stored with `row` (an unreadable model degrades to Markdown only).
-    pub fn new(row: &'a DigestRow) -> Outgoing<'a> {
+    /// Reads the model stored with `row` (an unreadable model degrades to Markdown only), for
+    /// the delivery's `generation`.
+    pub fn new(row: &'a DigestRow, generation: u32) -> Outgoing<'a> {
         let model = row
             .model
             .as_deref()
             .and_then(|json| serde_json::from_str(json).ok());
-        Outgoing { row, model }
+        Outgoing {
+            row,
+            model,
+            generation,
+        }
     }
 
     /// The subject / title line.
@@ -85,25 +93,33 @@ impl<'a> Outgoing<'a> {
         }
     }
 
-    /// The key that is the same for every attempt to deliver this digest to `channel`. The
-    /// creation time is part of it so a new database's digest 1 is not taken for an old one.
+    /// The key that is the same for every attempt to deliver this digest to `channel` (also
+    /// the e-mail's Message-ID). The creation time is part of it so a new database's digest 1
+    /// is not taken for an old one; a resend (`-r1`, `-r2`, …) gets a key of its own, since the
+    /// user asked for the message again and a receiver dropping repeated keys would drop it.
     pub fn idempotency_key(&self, channel: &str) -> String {
         let channel: String = channel
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
+        let resend = match self.generation {
+            0 => String::new(),
+            n => format!("-r{n}"),
+        };
         format!(
-            "storywatch-{}-{}-{channel}",
+            "storywatch-{}-{}-{channel}{resend}",
             self.row.id,
             self.row.created_at.as_second()
         )
     }
 }
 
-/// Delivers `digest` to the channel `notify`; `zone` names files by the local date.
+/// Delivers `digest` to the channel `notify` as the delivery's `generation` (0, or the number
+/// of resends); `zone` names files by the local date.
 pub async fn deliver(
     notify: &NotifyConfig,
     digest: &DigestRow,
+    generation: u32,
     zone: &TimeZone,
 ) -> Result<(), NotifyError> {
     match &notify.channel {
@@ -116,10 +132,28 @@ pub async fn deliver(
                 .and_then(|_| stdout.flush())
                 .map_err(NotifyError::Stdout)
         }
-        Channel::Smtp(config) => smtp::deliver(config, &notify.name, &Outgoing::new(digest)).await,
-        Channel::Webhook(config) => {
-            webhook::deliver(config, &notify.name, &Outgoing::new(digest)).await
+        Channel::Smtp(config) => {
+            smtp::deliver(config, &notify.name, &Outgoing::new(digest, generation)).await
         }
+        Channel::Webhook(config) => {
+            webhook::deliver(config, &notify.name, &Outgoing::new(digest, generation)).await
+        }
+    }
+}
+
+/// Whether process `pid` still runs, to tell a live delivery claim from one a killed process
+/// left ([`crate::store::Store::release_orphaned_claims`]). Where this cannot be told (no
+/// `/proc`), every process counts as running, so claims simply wait out their lease.
+pub fn process_running(pid: u32) -> bool {
+    if !std::path::Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name; a zombie has ended.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| !rest.starts_with(['Z', 'X'])),
+        Err(_) => false,
     }
 }
 
@@ -142,7 +176,7 @@ pub fn describe(notify: &NotifyConfig) -> String {
         Channel::Webhook(c) => format!(
             "webhook {} → {}{}",
             format!("{:?}", c.format).to_lowercase(),
-            webhook::shown_url(&c.url),
+            crate::config::redacted_url(&c.url),
             if c.secret.is_some() { ", signed" } else { "" }
         ),
     }
@@ -164,3 +198,43 @@ pub fn check_secret(notify: &NotifyConfig) -> Result<(), NotifyError> {
 
 pub use smtp::build_message;
 pub use webhook::{body_for, sign};
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A stored digest without a model, built 2026-01-01 07:00 UTC.
+    pub(crate) fn row(id: i64, markdown: &str) -> DigestRow {
+        DigestRow {
+            id,
+            created_at: "2026-01-01T07:00:00Z".parse().unwrap(),
+            period_start: None,
+            period_end: "2026-01-01T07:00:00Z".parse().unwrap(),
+            match_count: 0,
+            markdown: markdown.into(),
+            model: None,
+        }
+    }
+
+    #[test]
+    fn resends_get_their_own_key() {
+        let row = row(7, "");
+        assert_eq!(
+            Outgoing::new(&row, 0).idempotency_key("team chat"),
+            "storywatch-7-1767250800-team_chat"
+        );
+        assert_eq!(
+            Outgoing::new(&row, 2).idempotency_key("team chat"),
+            "storywatch-7-1767250800-team_chat-r2"
+        );
+    }
+
+    #[test]
+    fn this_process_runs_and_a_reaped_child_does_not() {
+        assert!(process_running(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_running(pid));
+    }
+}

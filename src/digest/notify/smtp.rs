@@ -137,7 +137,6 @@ pub(super) async fn deliver(
 mod tests {
     use super::*;
     use crate::config::SecretSource;
-    use crate::store::DigestRow;
 
     fn config() -> SmtpConfig {
         SmtpConfig {
@@ -155,16 +154,8 @@ mod tests {
 
     #[test]
     fn message_is_multipart_with_stable_id_and_no_secret() {
-        let row = DigestRow {
-            id: 7,
-            created_at: "2026-01-01T07:00:00Z".parse().unwrap(),
-            period_start: None,
-            period_end: "2026-01-01T07:00:00Z".parse().unwrap(),
-            match_count: 0,
-            markdown: "# hi <script>".into(),
-            model: None,
-        };
-        let outgoing = Outgoing::new(&row);
+        let row = super::super::tests::row(7, "# hi <script>");
+        let outgoing = Outgoing::new(&row, 0);
         let text = String::from_utf8(
             build_message(&config(), "mail", &outgoing)
                 .unwrap()

@@ -13,7 +13,7 @@ use sha2::Sha256;
 use tracing::debug;
 
 use super::{NotifyError, Outgoing};
-use crate::config::{WebhookConfig, WebhookFormat};
+use crate::config::{WebhookConfig, WebhookFormat, redacted_url};
 use crate::digest::chat::{to_discord, to_plain, to_slack};
 
 /// The signature header's name.
@@ -95,19 +95,6 @@ fn header_text(text: &str) -> String {
     }
 }
 
-/// The URL without its query and fragment (which may carry a token), for messages.
-pub(super) fn shown_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            let _ = parsed.set_password(None);
-            parsed.to_string()
-        }
-        Err(_) => "<invalid url>".to_string(),
-    }
-}
-
 /// POSTs the digest.
 pub(super) async fn deliver(
     config: &WebhookConfig,
@@ -115,7 +102,7 @@ pub(super) async fn deliver(
     digest: &Outgoing<'_>,
 ) -> Result<(), NotifyError> {
     let error = |message: String| NotifyError::Webhook {
-        url: shown_url(&config.url),
+        url: redacted_url(&config.url),
         message,
     };
     let (body, content_type) = body_for(config.format, digest);
@@ -142,7 +129,8 @@ pub(super) async fn deliver(
         } else if err.is_connect() {
             "cannot connect; check the url and that the receiver is running".to_string()
         } else {
-            err.to_string()
+            // reqwest's message names the URL, which may carry the webhook's token.
+            err.without_url().to_string()
         };
         error(what)
     })?;
@@ -168,7 +156,6 @@ pub(super) async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::DigestRow;
 
     #[test]
     fn signature_matches_a_known_vector() {
@@ -181,16 +168,8 @@ mod tests {
 
     #[test]
     fn bodies_have_each_services_shape() {
-        let row = DigestRow {
-            id: 3,
-            created_at: "2026-01-01T07:00:00Z".parse().unwrap(),
-            period_start: None,
-            period_end: "2026-01-01T07:00:00Z".parse().unwrap(),
-            match_count: 0,
-            markdown: "md".into(),
-            model: None,
-        };
-        let out = Outgoing::new(&row);
+        let row = super::super::tests::row(3, "md");
+        let out = Outgoing::new(&row, 0);
         let (json, kind) = body_for(WebhookFormat::Json, &out);
         assert_eq!(kind, "application/json");
         let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -207,9 +186,5 @@ mod tests {
             (&b"md"[..], "text/plain; charset=utf-8")
         );
         assert_eq!(header_text("a — b"), "=?UTF-8?B?YSDigJQgYg==?=");
-        assert_eq!(
-            shown_url("https://h.example/hook?token=secret"),
-            "https://h.example/hook"
-        );
     }
 }
