@@ -398,9 +398,11 @@ pub fn list_page(
                     @if (filters.page > 1 || filters.more) && !hits.is_empty() {
                         "results " (first + 1) "–" (first + hits.len()) " for “" (filters.q) "”"
                     } @else {
-                        (hits.len()) " items match “" (filters.q) "”"
+                        (hits.len()) " results for “" (filters.q) "”"
                     }
-                    " (matched or not, best first)"
+                    " (matched or not, best first"
+                    @if cx.several() { "; an item several stories matched is a result for each" }
+                    ")"
                 }
                 @if hits.is_empty() { p.empty { "Nothing stored matches those words and filters." } }
                 @for hit in hits { (search_card(hit, &filters.story, cx)) }
