@@ -177,6 +177,9 @@ enum ItemsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only this story's matches.
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
     /// Show one match in full.
     Show {
@@ -941,25 +944,27 @@ fn export_atom(
     Ok(ExitCode::SUCCESS)
 }
 
-fn verdict_label(m: &MatchRow) -> &'static str {
-    match m.verdict {
-        storywatch::story::VerdictKind::FollowUp => "follow-up",
-        storywatch::story::VerdictKind::ReReport => "re-report",
-        storywatch::story::VerdictKind::Related => "related",
-        storywatch::story::VerdictKind::OffTopic => "off-topic",
-    }
-}
-
 fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
     let mut store = open_store(config)?;
     let mut out = std::io::stdout().lock();
     match command {
-        ItemsCommand::List { json, state, limit } => {
+        ItemsCommand::List {
+            json,
+            state,
+            limit,
+            story,
+        } => {
+            if let Some(name) = &story {
+                named_story(config, name)?;
+            }
             let rows = store.list_matches(&MatchFilter {
                 review: state.map(Review::from),
                 limit: Some(limit),
+                story,
                 ..MatchFilter::default()
             })?;
+            // With several stories an item two matched is a line for each, named.
+            let several = !config.other_stories.is_empty();
             for m in &rows {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(m)?)?;
@@ -968,14 +973,19 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                         .published_at
                         .unwrap_or(m.first_seen_at)
                         .strftime("%Y-%m-%d");
+                    let story = if several {
+                        format!("  [{}]", review::one_line(&m.story))
+                    } else {
+                        String::new()
+                    };
                     writeln!(
                         out,
-                        "{:>6}  {when}  {:<10} {:.2}  {:<10}  {}",
+                        "{:>6}  {when}  {:<10} {:.2}  {:<10}  {}{story}",
                         m.id,
-                        verdict_label(m),
+                        review::verdict_label(m.verdict),
                         m.score,
                         m.review.as_str(),
-                        m.title
+                        review::one_line(&m.title)
                     )?;
                 }
             }
@@ -990,19 +1000,27 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             let Some(m) = store.get_match(id)? else {
                 bail!("no matched item with id {id}; `storywatch items list` shows the ids");
             };
-            writeln!(out, "{}", m.title)?;
-            writeln!(out, "  outlet:    {}", m.source.as_deref().unwrap_or("-"))?;
+            writeln!(out, "{}", review::one_line(&m.title))?;
+            writeln!(
+                out,
+                "  outlet:    {}",
+                review::one_line(m.source.as_deref().unwrap_or("-"))
+            )?;
             writeln!(
                 out,
                 "  published: {}",
                 m.published_at.map_or("-".to_string(), |t| t.to_string())
             )?;
-            writeln!(out, "  link:      {}", m.link.as_deref().unwrap_or("-"))?;
+            writeln!(
+                out,
+                "  link:      {}",
+                review::one_line(m.link.as_deref().unwrap_or("-"))
+            )?;
             writeln!(out, "  feed:      {}", m.feed_url)?;
             writeln!(
                 out,
                 "  verdict:   {} (score {:.3})",
-                verdict_label(&m),
+                review::verdict_label(m.verdict),
                 m.score
             )?;
             writeln!(out, "  follows:   {}", m.baseline.as_deref().unwrap_or("-"))?;
@@ -1014,7 +1032,7 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                     .map_or("not yet sent".to_string(), |d| d.to_string())
             )?;
             for why in &m.why {
-                writeln!(out, "  why:       {why}")?;
+                writeln!(out, "  why:       {}", review::one_line(why))?;
             }
             // Its near-duplicate group, earliest report first.
             let group = store.group_of(id)?;
@@ -1025,14 +1043,14 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                         out,
                         "  group:    {marker}#{} {} · {} · {}",
                         member.id,
-                        member.source.as_deref().unwrap_or("-"),
+                        review::one_line(member.source.as_deref().unwrap_or("-")),
                         member.time,
-                        member.title
+                        review::one_line(&member.title)
                     )?;
                 }
             }
             if !m.summary.is_empty() {
-                writeln!(out, "\n{}", m.summary)?;
+                writeln!(out, "\n{}", review::one_line(&m.summary))?;
             }
         }
         ItemsCommand::Mark { id, state, story } => {

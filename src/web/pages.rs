@@ -7,6 +7,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::StoryView;
 use crate::digest::model::http_link;
+use crate::review::verdict_label;
 use crate::store::{FeedStatus, MatchRow, Review, SearchHit};
 use crate::story::VerdictKind;
 
@@ -17,15 +18,6 @@ pub fn verdict_key(kind: VerdictKind) -> &'static str {
         VerdictKind::ReReport => "re_report",
         VerdictKind::Related => "related",
         VerdictKind::OffTopic => "off_topic",
-    }
-}
-
-fn verdict_label(kind: VerdictKind) -> &'static str {
-    match kind {
-        VerdictKind::FollowUp => "follow-up",
-        VerdictKind::ReReport => "re-report",
-        VerdictKind::Related => "related",
-        VerdictKind::OffTopic => "off-topic",
     }
 }
 

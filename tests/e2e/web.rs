@@ -387,6 +387,37 @@ fn items_search_shows_each_story_match_and_filters_by_story() {
 }
 
 #[test]
+fn items_list_names_the_stories_and_keeps_feed_text_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    two_stories(dir.path());
+    let cfg = ["--config", "storywatch.toml"];
+    let all = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["items", "list"]].concat(),
+        None,
+    ));
+    // Three matches of the first story, two of the second; the title's newline is a space.
+    assert_eq!(all.lines().count(), 5, "{all}");
+    assert!(all.contains("and newline"), "{all}");
+    assert_eq!(all.matches(&format!("[{SECOND}]")).count(), 2, "{all}");
+    let second = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["items", "list", "--story", SECOND]].concat(),
+        None,
+    ));
+    assert_eq!(second.lines().count(), 2, "{second}");
+    let shown = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["items", "show", "2"]].concat(),
+        None,
+    ));
+    assert!(
+        shown.starts_with("=HYPERLINK") && shown.contains("and newline"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn rescore_dry_run_changes_nothing_and_apply_keeps_reviews() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
