@@ -1025,6 +1025,21 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             )?;
             writeln!(out, "  follows:   {}", m.baseline.as_deref().unwrap_or("-"))?;
             writeln!(out, "  review:    {}", m.review.as_str())?;
+            // The first story's match is shown in full; further stories' verdicts follow.
+            let all = store.matches_of(id)?;
+            if all.len() > 1 {
+                writeln!(out, "  story:     {}", review::one_line(&m.story))?;
+                for other in all.iter().filter(|o| o.story != m.story) {
+                    writeln!(
+                        out,
+                        "  also:      {}: {} (score {:.3}), {}",
+                        review::one_line(&other.story),
+                        review::verdict_label(other.verdict),
+                        other.score,
+                        other.review.as_str()
+                    )?;
+                }
+            }
             writeln!(
                 out,
                 "  digest:    {}",

@@ -9,8 +9,8 @@ use rusqlite::{TransactionBehavior, params};
 use serde::Serialize;
 
 use super::{
-    MatchFilter, Result, Review, SHOWN_SUMMARY, Store, StoreError, from_secs, parse_verdict,
-    to_secs, verdict_name,
+    MatchFilter, MatchRow, Result, Review, SHOWN_SUMMARY, Store, StoreError, from_secs,
+    parse_verdict, to_secs, verdict_name,
 };
 use crate::item::Item;
 use crate::story::neardup::Signature;
@@ -228,6 +228,12 @@ impl Store {
             out.push(hit);
         }
         Ok(out)
+    }
+
+    /// Every story's match of one item, in story order (empty when no story matched it): with
+    /// several stories an item can be a follow-up of one and a false alarm for another.
+    pub fn matches_of(&self, item_id: i64) -> Result<Vec<MatchRow>> {
+        self.query_matches("WHERE m.item_id = ?1 ORDER BY m.story", params![item_id])
     }
 
     /// Marks any stored item relevant to `story`. An item the matcher passed over gets a match
@@ -501,6 +507,27 @@ mod tests {
             Some("\"say\" \"\"\"hi\"\"\"")
         );
         assert_eq!(fts_query("  * - ( "), None);
+    }
+
+    #[test]
+    fn matches_of_an_item_are_every_story_s() {
+        let (_dir, mut store) =
+            store_with(&[(item("1", "fentanyl talks"), v(VerdictKind::FollowUp))]);
+        assert!(store.mark_item_relevant(1, "t", Timestamp::now()).unwrap());
+        let stories: Vec<_> = store
+            .matches_of(1)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.story, m.review))
+            .collect();
+        assert_eq!(
+            stories,
+            vec![
+                ("s".to_string(), Review::Unreviewed),
+                ("t".to_string(), Review::Relevant)
+            ]
+        );
+        assert!(store.matches_of(99).unwrap().is_empty());
     }
 
     #[test]

@@ -415,6 +415,19 @@ fn items_list_names_the_stories_and_keeps_feed_text_on_one_line() {
         shown.starts_with("=HYPERLINK") && shown.contains("and newline"),
         "{shown}"
     );
+    // Both stories' verdicts: one in full, the other on an `also:` line.
+    let line = |start: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("  story:").contains(SECOND), "{shown}");
+    assert!(
+        line("  also:").contains(&format!("{STORY}: related (score 0.400), unreviewed")),
+        "{shown}"
+    );
 }
 
 #[test]
