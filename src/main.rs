@@ -219,6 +219,9 @@ enum ItemsCommand {
         /// Only matches in this review state.
         #[arg(long, value_enum)]
         state: Option<ReviewArg>,
+        /// Only this story's matches.
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
 }
 
@@ -1108,9 +1111,17 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             let several = !config.other_stories.is_empty();
             review::write_search(&mut out, &hits, json, several)?;
         }
-        ItemsCommand::Export { format, state } => {
+        ItemsCommand::Export {
+            format,
+            state,
+            story,
+        } => {
+            if let Some(name) = &story {
+                named_story(config, name)?;
+            }
             let rows = store.list_matches(&MatchFilter {
                 review: state.map(Review::from),
+                story,
                 ..MatchFilter::default()
             })?;
             let format = match format {

@@ -406,6 +406,18 @@ fn items_list_names_the_stories_and_keeps_feed_text_on_one_line() {
         None,
     ));
     assert_eq!(second.lines().count(), 2, "{second}");
+    let exported = success(&storywatch(
+        dir.path(),
+        &[
+            &cfg[..],
+            &["items", "export", "--format", "json", "--story", SECOND],
+        ]
+        .concat(),
+        None,
+    ));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&exported).unwrap();
+    assert_eq!(rows.len(), 2, "{exported}");
+    assert!(rows.iter().all(|r| r["story"] == SECOND), "{exported}");
     let shown = success(&storywatch(
         dir.path(),
         &[&cfg[..], &["items", "show", "2"]].concat(),
