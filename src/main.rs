@@ -673,6 +673,15 @@ fn named_story<'a>(config: &'a Config, name: &str) -> Result<&'a storywatch::con
     })
 }
 
+/// Checks a `--story NAME` filter against the config, so a typo is an error that lists the
+/// stories rather than an empty answer.
+fn story_filter(config: &Config, story: Option<&str>) -> Result<()> {
+    if let Some(name) = story {
+        named_story(config, name)?;
+    }
+    Ok(())
+}
+
 fn classify(config: &Config, json: bool, name: Option<&str>) -> Result<ExitCode> {
     let chosen = match name {
         None => &config.story,
@@ -957,9 +966,7 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             limit,
             story,
         } => {
-            if let Some(name) = &story {
-                named_story(config, name)?;
-            }
+            story_filter(config, story.as_deref())?;
             let rows = store.list_matches(&MatchFilter {
                 review: state.map(Review::from),
                 limit: Some(limit),
@@ -1097,9 +1104,7 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                     "give some words to search for, e.g. `storywatch items search fentanyl tariff`"
                 );
             }
-            if let Some(name) = &story {
-                named_story(config, name)?;
-            }
+            story_filter(config, story.as_deref())?;
             let hits = store.search_items(
                 &query,
                 &MatchFilter {
@@ -1116,9 +1121,7 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             state,
             story,
         } => {
-            if let Some(name) = &story {
-                named_story(config, name)?;
-            }
+            story_filter(config, story.as_deref())?;
             let rows = store.list_matches(&MatchFilter {
                 review: state.map(Review::from),
                 story,
@@ -1608,9 +1611,7 @@ fn serve(config: Config, reload_with: daemon::Loader) -> Result<ExitCode> {
 /// `review`: unreviewed matches one at a time; decisions are lines on stdin.
 fn review(config: &Config, story: Option<&str>) -> Result<ExitCode> {
     use std::io::IsTerminal;
-    if let Some(name) = story {
-        named_story(config, name)?;
-    }
+    story_filter(config, story)?;
     let mut store = open_store(config)?;
     let interactive = std::io::stdin().is_terminal();
     let mut input = std::io::stdin().lock();
