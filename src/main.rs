@@ -177,6 +177,9 @@ enum ItemsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only this story's matches.
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
     /// Show one match in full.
     Show {
@@ -216,6 +219,9 @@ enum ItemsCommand {
         /// Only matches in this review state.
         #[arg(long, value_enum)]
         state: Option<ReviewArg>,
+        /// Only this story's matches.
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
 }
 
@@ -474,12 +480,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let stories = Stories::load(&config)?;
             let _lock = InstanceLock::acquire(&config.storage.database)?;
             let store = open_store(&config)?;
-            let config_path = cli.config.clone();
-            let reload_with: daemon::Loader = Box::new(move || {
-                let config = load_config(config_path.as_ref())?;
-                let stories = Stories::load(&config)?;
-                Ok((config, stories))
-            });
+            let reload_with = loader(cli.config.clone());
             runtime()?.block_on(async {
                 let (stop, shutdown) = Shutdown::new();
                 let (reload_tx, reload) = tokio::sync::watch::channel(0u64);
@@ -529,7 +530,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => status(&config()?),
         Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
         Command::Service(ServiceCommand::Install { user, root }) => service_install(user, &root),
-        Command::Serve => serve(config()?),
+        Command::Serve => serve(config()?, loader(cli.config.clone())),
         Command::Review { story } => review(&config()?, story.as_deref()),
         Command::Rescore { dry_run } => rescore(&config()?, dry_run),
     }
@@ -670,6 +671,15 @@ fn named_story<'a>(config: &'a Config, name: &str) -> Result<&'a storywatch::con
             names.join(", ")
         )
     })
+}
+
+/// Checks a `--story NAME` filter against the config, so a typo is an error that lists the
+/// stories rather than an empty answer.
+fn story_filter(config: &Config, story: Option<&str>) -> Result<()> {
+    if let Some(name) = story {
+        named_story(config, name)?;
+    }
+    Ok(())
 }
 
 fn classify(config: &Config, json: bool, name: Option<&str>) -> Result<ExitCode> {
@@ -946,25 +956,25 @@ fn export_atom(
     Ok(ExitCode::SUCCESS)
 }
 
-fn verdict_label(m: &MatchRow) -> &'static str {
-    match m.verdict {
-        storywatch::story::VerdictKind::FollowUp => "follow-up",
-        storywatch::story::VerdictKind::ReReport => "re-report",
-        storywatch::story::VerdictKind::Related => "related",
-        storywatch::story::VerdictKind::OffTopic => "off-topic",
-    }
-}
-
 fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
     let mut store = open_store(config)?;
     let mut out = std::io::stdout().lock();
     match command {
-        ItemsCommand::List { json, state, limit } => {
+        ItemsCommand::List {
+            json,
+            state,
+            limit,
+            story,
+        } => {
+            story_filter(config, story.as_deref())?;
             let rows = store.list_matches(&MatchFilter {
                 review: state.map(Review::from),
                 limit: Some(limit),
+                story,
                 ..MatchFilter::default()
             })?;
+            // With several stories an item two matched is a line for each, named.
+            let several = !config.other_stories.is_empty();
             for m in &rows {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(m)?)?;
@@ -973,14 +983,19 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                         .published_at
                         .unwrap_or(m.first_seen_at)
                         .strftime("%Y-%m-%d");
+                    let story = if several {
+                        format!("  [{}]", review::one_line(&m.story))
+                    } else {
+                        String::new()
+                    };
                     writeln!(
                         out,
-                        "{:>6}  {when}  {:<10} {:.2}  {:<10}  {}",
+                        "{:>6}  {when}  {:<10} {:.2}  {:<10}  {}{story}",
                         m.id,
-                        verdict_label(m),
+                        review::verdict_label(m.verdict),
                         m.score,
                         m.review.as_str(),
-                        m.title
+                        review::one_line(&m.title)
                     )?;
                 }
             }
@@ -995,23 +1010,46 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             let Some(m) = store.get_match(id)? else {
                 bail!("no matched item with id {id}; `storywatch items list` shows the ids");
             };
-            writeln!(out, "{}", m.title)?;
-            writeln!(out, "  outlet:    {}", m.source.as_deref().unwrap_or("-"))?;
+            writeln!(out, "{}", review::one_line(&m.title))?;
+            writeln!(
+                out,
+                "  outlet:    {}",
+                review::one_line(m.source.as_deref().unwrap_or("-"))
+            )?;
             writeln!(
                 out,
                 "  published: {}",
                 m.published_at.map_or("-".to_string(), |t| t.to_string())
             )?;
-            writeln!(out, "  link:      {}", m.link.as_deref().unwrap_or("-"))?;
+            writeln!(
+                out,
+                "  link:      {}",
+                review::one_line(m.link.as_deref().unwrap_or("-"))
+            )?;
             writeln!(out, "  feed:      {}", m.feed_url)?;
             writeln!(
                 out,
                 "  verdict:   {} (score {:.3})",
-                verdict_label(&m),
+                review::verdict_label(m.verdict),
                 m.score
             )?;
             writeln!(out, "  follows:   {}", m.baseline.as_deref().unwrap_or("-"))?;
             writeln!(out, "  review:    {}", m.review.as_str())?;
+            // The first story's match is shown in full; further stories' verdicts follow.
+            let all = store.matches_of(id)?;
+            if all.len() > 1 {
+                writeln!(out, "  story:     {}", review::one_line(&m.story))?;
+                for other in all.iter().filter(|o| o.story != m.story) {
+                    writeln!(
+                        out,
+                        "  also:      {}: {} (score {:.3}), {}",
+                        review::one_line(&other.story),
+                        review::verdict_label(other.verdict),
+                        other.score,
+                        other.review.as_str()
+                    )?;
+                }
+            }
             writeln!(
                 out,
                 "  digest:    {}",
@@ -1019,7 +1057,7 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                     .map_or("not yet sent".to_string(), |d| d.to_string())
             )?;
             for why in &m.why {
-                writeln!(out, "  why:       {why}")?;
+                writeln!(out, "  why:       {}", review::one_line(why))?;
             }
             // Its near-duplicate group, earliest report first.
             let group = store.group_of(id)?;
@@ -1030,14 +1068,14 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                         out,
                         "  group:    {marker}#{} {} · {} · {}",
                         member.id,
-                        member.source.as_deref().unwrap_or("-"),
+                        review::one_line(member.source.as_deref().unwrap_or("-")),
                         member.time,
-                        member.title
+                        review::one_line(&member.title)
                     )?;
                 }
             }
             if !m.summary.is_empty() {
-                writeln!(out, "\n{}", m.summary)?;
+                writeln!(out, "\n{}", review::one_line(&m.summary))?;
             }
         }
         ItemsCommand::Mark { id, state, story } => {
@@ -1066,9 +1104,7 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
                     "give some words to search for, e.g. `storywatch items search fentanyl tariff`"
                 );
             }
-            if let Some(name) = &story {
-                named_story(config, name)?;
-            }
+            story_filter(config, story.as_deref())?;
             let hits = store.search_items(
                 &query,
                 &MatchFilter {
@@ -1080,9 +1116,15 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             let several = !config.other_stories.is_empty();
             review::write_search(&mut out, &hits, json, several)?;
         }
-        ItemsCommand::Export { format, state } => {
+        ItemsCommand::Export {
+            format,
+            state,
+            story,
+        } => {
+            story_filter(config, story.as_deref())?;
             let rows = store.list_matches(&MatchFilter {
                 review: state.map(Review::from),
+                story,
                 ..MatchFilter::default()
             })?;
             let format = match format {
@@ -1505,9 +1547,19 @@ fn status(config: &Config) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `serve`: the review page alone, until Ctrl-C or SIGTERM. It opens the database beside a
-/// running daemon (SQLite's WAL lets both use it), so it takes no instance lock.
-fn serve(config: Config) -> Result<ExitCode> {
+/// What a reload (SIGHUP) reads again: the config at `path` and its stories.
+fn loader(path: Option<PathBuf>) -> daemon::Loader {
+    Box::new(move || {
+        let config = load_config(path.as_ref())?;
+        let stories = Stories::load(&config)?;
+        Ok((config, stories))
+    })
+}
+
+/// `serve`: the review page alone, until Ctrl-C or SIGTERM; SIGHUP shows the stories of the
+/// config as it is now. It opens the database beside a running daemon (SQLite's WAL lets both
+/// use it), so it takes no instance lock.
+fn serve(config: Config, reload_with: daemon::Loader) -> Result<ExitCode> {
     let Some(web_config) = config.web.clone() else {
         bail!(
             "{}: no [web] section; add one with listen = \"127.0.0.1:8470\" to serve the review page",
@@ -1519,9 +1571,10 @@ fn serve(config: Config) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let listener = web::bind(web_config.listen).await?;
         let listen = listener.local_addr()?;
+        let views = web::StoryViews::of(&stories);
         let state = web::WebState::new(
             store,
-            web::StoryViews::of(&stories),
+            views.clone(),
             web::WebOptions {
                 listen,
                 token: web_config.token.clone(),
@@ -1530,8 +1583,22 @@ fn serve(config: Config) -> Result<ExitCode> {
             },
         )?;
         let (stop, shutdown) = Shutdown::new();
-        let (reload_tx, _reload) = tokio::sync::watch::channel(0u64);
+        let (reload_tx, mut reload) = tokio::sync::watch::channel(0u64);
         tokio::spawn(handle_signals(stop, reload_tx));
+        tokio::spawn(async move {
+            while reload.changed().await.is_ok() {
+                match reload_with() {
+                    Ok((_, stories)) => {
+                        views.replace(&stories);
+                        tracing::info!("stories reloaded");
+                    }
+                    Err(err) => tracing::error!(
+                        error = %format!("{err:#}"),
+                        "reload rejected; keeping the stories shown"
+                    ),
+                }
+            }
+        });
         // Tests and scripts read the address (the port may have been chosen by the system).
         println!("review page: http://{listen}/");
         std::io::stdout().flush()?;
@@ -1544,9 +1611,7 @@ fn serve(config: Config) -> Result<ExitCode> {
 /// `review`: unreviewed matches one at a time; decisions are lines on stdin.
 fn review(config: &Config, story: Option<&str>) -> Result<ExitCode> {
     use std::io::IsTerminal;
-    if let Some(name) = story {
-        named_story(config, name)?;
-    }
+    story_filter(config, story)?;
     let mut store = open_store(config)?;
     let interactive = std::io::stdin().is_terminal();
     let mut input = std::io::stdin().lock();

@@ -303,7 +303,7 @@ impl Stories {
         })
     }
 
-    /// The first story (the only one with `[story]`): the one the review page shows.
+    /// The first story (the only one with `[story]`).
     pub fn first(&self) -> &Story {
         // `new` refuses an empty list.
         &self.list[0]

@@ -79,8 +79,9 @@ pub fn write_search(
     Ok(())
 }
 
-/// Control characters from feeds must not move the terminal's cursor or change its colours.
-fn one_line(text: &str) -> String {
+/// Feed text made safe for one terminal line: control characters from feeds (escape
+/// sequences, newlines) must not move the cursor, change colours or fake further lines.
+pub fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

@@ -9,8 +9,8 @@ use rusqlite::{TransactionBehavior, params};
 use serde::Serialize;
 
 use super::{
-    MatchFilter, Result, Review, SHOWN_SUMMARY, Store, StoreError, from_secs, parse_verdict,
-    to_secs, verdict_name,
+    MatchFilter, MatchRow, Result, Review, SHOWN_SUMMARY, Store, StoreError, from_secs,
+    parse_verdict, to_secs, verdict_name,
 };
 use crate::item::Item;
 use crate::story::neardup::Signature;
@@ -230,6 +230,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Every story's match of one item, in story order (empty when no story matched it): with
+    /// several stories an item can be a follow-up of one and a false alarm for another.
+    pub fn matches_of(&self, item_id: i64) -> Result<Vec<MatchRow>> {
+        self.query_matches("WHERE m.item_id = ?1 ORDER BY m.story", params![item_id])
+    }
+
     /// Marks any stored item relevant to `story`. An item the matcher passed over gets a match
     /// row made by the reviewer (verdict `related`, score 0, a why saying so) so it shows in the
     /// list and the next digest; an existing match is simply marked. False when no such item.
@@ -434,7 +440,7 @@ mod tests {
     use super::*;
     use crate::config::FeedConfig;
     use crate::feeds::Validators;
-    use crate::store::FetchedPoll;
+    use crate::store::{FetchedPoll, MatchFilter};
 
     fn item(key: &str, title: &str) -> Item {
         Item {
@@ -501,6 +507,94 @@ mod tests {
             Some("\"say\" \"\"\"hi\"\"\"")
         );
         assert_eq!(fts_query("  * - ( "), None);
+    }
+
+    #[test]
+    fn matches_of_an_item_are_every_story_s() {
+        let (_dir, mut store) =
+            store_with(&[(item("1", "fentanyl talks"), v(VerdictKind::FollowUp))]);
+        assert!(store.mark_item_relevant(1, "t", Timestamp::now()).unwrap());
+        let stories: Vec<_> = store
+            .matches_of(1)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.story, m.review))
+            .collect();
+        assert_eq!(
+            stories,
+            vec![
+                ("s".to_string(), Review::Unreviewed),
+                ("t".to_string(), Review::Relevant)
+            ]
+        );
+        assert!(store.matches_of(99).unwrap().is_empty());
+    }
+
+    #[test]
+    fn search_takes_the_list_filters_and_pages() {
+        let (_dir, store) = store_with(&[
+            (item("1", "fentanyl talks"), v(VerdictKind::FollowUp)),
+            (item("2", "fentanyl weather"), v(VerdictKind::Related)),
+            (item("3", "fentanyl seizure"), v(VerdictKind::OffTopic)),
+        ]);
+        let ids = |filter: MatchFilter| -> Vec<(i64, Option<String>)> {
+            let mut hits: Vec<_> = store
+                .search_items("fentanyl", &filter)
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.id, h.story))
+                .collect();
+            hits.sort();
+            hits
+        };
+        let matched = |id: i64| (id, Some("s".to_string()));
+        assert_eq!(ids(MatchFilter::default()).len(), 3);
+        assert_eq!(
+            ids(MatchFilter {
+                verdict: Some(VerdictKind::FollowUp),
+                ..MatchFilter::default()
+            }),
+            vec![matched(1)]
+        );
+        // A review state keeps matches only; a story keeps its matches and what it passed over.
+        assert_eq!(
+            ids(MatchFilter {
+                review: Some(Review::Unreviewed),
+                ..MatchFilter::default()
+            }),
+            vec![matched(1), matched(2)]
+        );
+        assert_eq!(
+            ids(MatchFilter {
+                story: Some("s".into()),
+                ..MatchFilter::default()
+            }),
+            vec![matched(1), matched(2), (3, None)]
+        );
+        assert_eq!(
+            ids(MatchFilter {
+                story: Some("other".into()),
+                ..MatchFilter::default()
+            }),
+            vec![(1, None), (2, None), (3, None)]
+        );
+        assert!(
+            ids(MatchFilter {
+                since: Some(Timestamp::now() + jiff::SignedDuration::from_hours(1)),
+                ..MatchFilter::default()
+            })
+            .is_empty()
+        );
+        let page = |offset| {
+            ids(MatchFilter {
+                limit: Some(2),
+                offset: Some(offset),
+                ..MatchFilter::default()
+            })
+        };
+        let (first, second) = (page(0), page(2));
+        assert_eq!((first.len(), second.len()), (2, 1));
+        assert!(!first.contains(&second[0]));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::StoryView;
 use crate::digest::model::http_link;
+use crate::review::verdict_label;
 use crate::store::{FeedStatus, MatchRow, Review, SearchHit};
 use crate::story::VerdictKind;
 
@@ -17,15 +18,6 @@ pub fn verdict_key(kind: VerdictKind) -> &'static str {
         VerdictKind::ReReport => "re_report",
         VerdictKind::Related => "related",
         VerdictKind::OffTopic => "off_topic",
-    }
-}
-
-fn verdict_label(kind: VerdictKind) -> &'static str {
-    match kind {
-        VerdictKind::FollowUp => "follow-up",
-        VerdictKind::ReReport => "re-report",
-        VerdictKind::Related => "related",
-        VerdictKind::OffTopic => "off-topic",
     }
 }
 
@@ -398,9 +390,11 @@ pub fn list_page(
                     @if (filters.page > 1 || filters.more) && !hits.is_empty() {
                         "results " (first + 1) "–" (first + hits.len()) " for “" (filters.q) "”"
                     } @else {
-                        (hits.len()) " items match “" (filters.q) "”"
+                        (hits.len()) " results for “" (filters.q) "”"
                     }
-                    " (matched or not, best first)"
+                    " (matched or not, best first"
+                    @if cx.several() { "; an item several stories matched is a result for each" }
+                    ")"
                 }
                 @if hits.is_empty() { p.empty { "Nothing stored matches those words and filters." } }
                 @for hit in hits { (search_card(hit, &filters.story, cx)) }

@@ -169,7 +169,7 @@ async fn check(state: &WebState, request: Request, next: Next) -> Response {
         // The page asked for, without the token: where the browser goes once it holds the
         // cookie. A POST's target is no page to come back to.
         let wanted = if request.method() == Method::GET {
-            without_token(request.uri())
+            local_path(Some(&without_token(request.uri()))).to_string()
         } else {
             "/".to_string()
         };
@@ -183,7 +183,7 @@ async fn check(state: &WebState, request: Request, next: Next) -> Response {
         }
         if in_query {
             // Trade the token in the URL for a cookie, and drop it from the address bar.
-            let mut response = Redirect::to(local_path(Some(&wanted))).into_response();
+            let mut response = Redirect::to(&wanted).into_response();
             if let Ok(cookie) = HeaderValue::from_str(&login_cookie(token)) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }

@@ -987,6 +987,10 @@ async fn token_login_keeps_the_query_and_never_redirects_off_the_site() {
         headers[header::LOCATION],
         "/?review=unreviewed&verdict=related"
     );
+    // A path that a browser would read as another host is not followed.
+    let (status, headers, _) = send(&f.state, get(&format!("//evil.example/?token={TOKEN}"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/");
     // Without the token the login form remembers the page asked for.
     let (status, _, body) = send(&f.state, get("/?review=unreviewed")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

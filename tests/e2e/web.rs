@@ -387,6 +387,62 @@ fn items_search_shows_each_story_match_and_filters_by_story() {
 }
 
 #[test]
+fn items_list_names_the_stories_and_keeps_feed_text_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    two_stories(dir.path());
+    let cfg = ["--config", "storywatch.toml"];
+    let all = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["items", "list"]].concat(),
+        None,
+    ));
+    // Three matches of the first story, two of the second; the title's newline is a space.
+    assert_eq!(all.lines().count(), 5, "{all}");
+    assert!(all.contains("and newline"), "{all}");
+    assert_eq!(all.matches(&format!("[{SECOND}]")).count(), 2, "{all}");
+    let second = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["items", "list", "--story", SECOND]].concat(),
+        None,
+    ));
+    assert_eq!(second.lines().count(), 2, "{second}");
+    let exported = success(&storywatch(
+        dir.path(),
+        &[
+            &cfg[..],
+            &["items", "export", "--format", "json", "--story", SECOND],
+        ]
+        .concat(),
+        None,
+    ));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&exported).unwrap();
+    assert_eq!(rows.len(), 2, "{exported}");
+    assert!(rows.iter().all(|r| r["story"] == SECOND), "{exported}");
+    let shown = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["items", "show", "2"]].concat(),
+        None,
+    ));
+    assert!(
+        shown.starts_with("=HYPERLINK") && shown.contains("and newline"),
+        "{shown}"
+    );
+    // Both stories' verdicts: one in full, the other on an `also:` line.
+    let line = |start: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("  story:").contains(SECOND), "{shown}");
+    assert!(
+        line("  also:").contains(&format!("{STORY}: related (score 0.400), unreviewed")),
+        "{shown}"
+    );
+}
+
+#[test]
 fn rescore_dry_run_changes_nothing_and_apply_keeps_reviews() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
@@ -450,6 +506,28 @@ impl Drop for Reaped {
     }
 }
 
+/// Starts `storywatch serve` in `dir`; the process and the page's URL.
+fn serve(dir: &Path) -> (Reaped, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_storywatch"))
+        .args(["--config", "storywatch.toml", "serve"])
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let server = Reaped(server);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("review page: ")
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .to_string();
+    (server, url)
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -478,23 +556,7 @@ async fn browser_marks_an_item_with_the_keyboard() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_storywatch"))
-        .args(["--config", "storywatch.toml", "serve"])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = server.stdout.take().unwrap();
-    let _server = Reaped(server);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("review page: ")
-        .unwrap_or_else(|| panic!("serve printed {line:?}"))
-        .to_string();
+    let (_server, url) = serve(dir.path());
 
     let port = free_port();
     let _driver = Reaped(
@@ -812,4 +874,37 @@ fn run_shows_the_reloaded_stories_on_the_page_after_sighup() {
     );
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn serve_shows_the_reloaded_stories_after_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let (server, url) = serve(dir.path());
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"));
+    let page = http_get(port, "/story").unwrap();
+    assert!(page.contains(STORY), "{page}");
+    into_stories(
+        &dir.path().join("storywatch.toml"),
+        ["Renamed story", SECOND],
+    );
+    let status = Command::new("kill")
+        .arg("-HUP")
+        .arg(server.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut page = String::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            page = http_get(port, "/story").unwrap_or_default();
+            page.contains("Renamed story") && page.contains(SECOND)
+        }),
+        "{page}"
+    );
 }
