@@ -9,8 +9,11 @@
 //!   the story's strongest seed weight; a seed term can lose at most half its weight (review
 //!   suppresses a seed term, it never removes it — and facets are never touched, so facet
 //!   membership cannot flip); negative weights are clipped at zero as in Rocchio's method, so a
-//!   term the seeds never used cannot go below nothing; and the whole change (L1) is scaled
-//!   down to at most [`MAX_FEEDBACK_SHARE`] of the seed centroid's L1 weight. The centroid only
+//!   term the seeds never used cannot go below nothing; and the whole change is scaled
+//!   down to at most [`MAX_FEEDBACK_SHARE`] of the seed centroid's weight, in L1 (many small
+//!   changes) and in L2 (a few marked items, each a vector as long as the whole centroid).
+//!   Item vectors are weighed by the background idf as the centroid is, so a marked item moves
+//!   the story's particular words, not the common ones (*china*, *us*) it shares with the seeds. The centroid only
 //!   feeds the similarity part of the score (a quarter of it), so this shifts scores a little,
 //!   and names the terms review promoted and demoted for `check` and the story page.
 //! - **Nearest marked neighbours.** An item much closer to an item marked irrelevant than to any
@@ -27,14 +30,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::matcher::{MatchInput, Verdict, VerdictKind};
-use super::profile::{Profile, log_tf};
+use super::profile::{Profile, log_tf, normalize_vector};
 use super::text;
 
 /// Rocchio weight of the relevant items' mean.
 const BETA: f64 = 0.75;
 /// Rocchio weight of the irrelevant items' mean.
 const GAMMA: f64 = 0.5;
-/// The feedback's total weight (L1) is at most this share of the seed centroid's.
+/// The feedback's total weight (L1 and L2) is at most this share of the seed centroid's.
 pub const MAX_FEEDBACK_SHARE: f64 = 0.3;
 /// A term's change is at most this share of the strongest seed term's weight.
 const MAX_TERM_SHARE: f64 = 0.5;
@@ -91,7 +94,11 @@ fn joined(title: &str, summary: &str, content: &str) -> String {
     full
 }
 
-/// Unit log-tf vector of a text, without the terms the user excluded, and readable forms.
+/// Unit tf-idf vector of a text (log tf times the background idf the centroid is weighed
+/// with), without the terms the user excluded, and readable forms. Weighed as the centroid is,
+/// the mean of marked items moves the centroid in its own units: with bare tf, one marked
+/// headline gave a common word like *china* a third of its weight, and an irrelevant mark
+/// halved the seeds' weight for it.
 fn vector_of(profile: &Profile, text_: String) -> (HashMap<String, f64>, HashMap<String, String>) {
     let analysed = text::analyse_string(text_);
     let mut display = HashMap::new();
@@ -105,7 +112,12 @@ fn vector_of(profile: &Profile, text_: String) -> (HashMap<String, f64>, HashMap
             .or_insert_with(|| analysed.text[tok.span.clone()].to_lowercase());
         terms.push(tok.term.to_string());
     }
-    (log_tf(&terms), display)
+    let mut vector = log_tf(&terms);
+    for (t, w) in vector.iter_mut() {
+        *w *= profile.background.idf(t);
+    }
+    normalize_vector(&mut vector);
+    (vector, display)
 }
 
 fn cosine(a: &HashMap<String, f64>, b: &HashMap<String, f64>) -> f64 {
@@ -164,11 +176,24 @@ pub fn learn(profile: &Profile, marked: &[MarkedText<'_>]) -> Adjustment {
         *d = d.clamp(floor.max(-term_cap), term_cap);
     }
     deltas.retain(|_, d| *d != 0.0);
-    let seed_mass: f64 = profile.centroid.values().map(|w| w.abs()).sum();
-    let mass: f64 = deltas.values().map(|d| d.abs()).sum();
-    let cap = MAX_FEEDBACK_SHARE * seed_mass;
-    if mass > cap && mass > 0.0 {
-        let scale = cap / mass;
+    // Bounded in both norms: L1 keeps many small changes from adding up, L2 keeps a few
+    // marked items (sparse vectors, each as long as the whole seed centroid) from turning it.
+    let norm = |v: &mut dyn Iterator<Item = f64>, l2: bool| -> f64 {
+        if l2 {
+            v.map(|w| w * w).sum::<f64>().sqrt()
+        } else {
+            v.map(f64::abs).sum()
+        }
+    };
+    let mut scale: f64 = 1.0;
+    for l2 in [false, true] {
+        let seed = norm(&mut profile.centroid.values().copied(), l2);
+        let change = norm(&mut deltas.values().copied(), l2);
+        if change > 0.0 {
+            scale = scale.min(MAX_FEEDBACK_SHARE * seed / change);
+        }
+    }
+    if scale < 1.0 {
         deltas.values_mut().for_each(|d| *d *= scale);
     }
     adj.deltas = deltas;
@@ -485,6 +510,33 @@ mod tests {
             assert!(v.verdict.is_detection(), "{}: {v:?}", b.id);
             assert!(v.score >= p.threshold, "{}", b.id);
         }
+    }
+
+    #[test]
+    fn one_irrelevant_headline_does_not_halve_a_common_story_word() {
+        let p = profile();
+        let marks = [
+            MarkedText {
+                title: "US and China agree to tighten fentanyl precursor controls",
+                summary: "Officials from both governments said new scheduling of precursor \
+                          chemicals would follow the talks, with joint investigations.",
+                content: "",
+                relevant: true,
+            },
+            MarkedText {
+                title: "China says US chip curbs hurt trade",
+                summary: "",
+                content: "",
+                relevant: false,
+            },
+        ];
+        let learned = p.with_feedback(&learn(&p, &marks));
+        let weight = |p: &Profile, t: &str| p.centroid.get(t).copied().unwrap_or(0.0);
+        let (seed, after) = (weight(&p, "china"), weight(&learned, "china"));
+        assert!(seed > 0.0);
+        assert!(after >= 0.7 * seed, "china {seed:.3} → {after:.3}");
+        // The rejected headline's particular words are what review learns against.
+        assert!(weight(&learned, "chip") <= weight(&p, "chip"));
     }
 
     #[test]
