@@ -463,6 +463,22 @@ fn open_store(config: &Config) -> Result<Store> {
     Ok(Store::open(&config.storage.database)?)
 }
 
+/// The database for a command that only looks (`check`, `feeds export`): read-only, never
+/// created or migrated, `None` when there is none yet. One of an older schema is left for the
+/// daemon to upgrade, with a note, and the command goes on without it.
+fn open_store_to_read(config: &Config) -> Result<Option<Store>> {
+    use storywatch::store::StoreError;
+    match Store::open_read_only(&config.storage.database) {
+        Ok(store) => Ok(Some(store)),
+        Err(StoreError::Missing { .. }) => Ok(None),
+        Err(err @ StoreError::TooOld { .. }) => {
+            eprintln!("note: {err}");
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1301,15 +1317,16 @@ fn feeds_edit(path: PathBuf, command: FeedsCommand) -> Result<ExitCode> {
 fn feeds_export(config: &Config) -> Result<ExitCode> {
     // Titles: the config's own, else the feed's title once polled (without creating a database
     // just to export).
-    let stored: std::collections::HashMap<String, String> = if config.storage.database.exists() {
-        open_store(config)?
-            .feed_statuses()?
-            .into_iter()
-            .filter_map(|s| s.title.map(|t| (s.config_url, t)))
-            .collect()
-    } else {
-        Default::default()
-    };
+    let stored: std::collections::HashMap<String, String> =
+        if let Some(store) = open_store_to_read(config)? {
+            store
+                .feed_statuses()?
+                .into_iter()
+                .filter_map(|s| s.title.map(|t| (s.config_url, t)))
+                .collect()
+        } else {
+            Default::default()
+        };
     let feeds: Vec<(String, Option<String>)> = config
         .feeds
         .iter()
@@ -1383,12 +1400,9 @@ fn check(config: &Config) -> Result<ExitCode> {
             unreadable.join(", ")
         );
     }
-    // `check` never creates the database; what review taught is read when there is one.
-    let store = if config.storage.database.exists() {
-        Some(open_store(config)?)
-    } else {
-        None
-    };
+    // `check` only looks: what review taught is read when there is a database, and nothing
+    // in it is created, migrated or written.
+    let store = open_store_to_read(config)?;
     for story in stories.iter() {
         writeln!(
             out,

@@ -325,6 +325,37 @@ fn status_only_looks_it_never_creates_or_changes_the_database() {
         bytes,
         "status wrote the database"
     );
+    // `check` and `feeds export` only look too.
+    for command in [&["check"][..], &["feeds", "export"]] {
+        let args: Vec<&str> = ["--config", "storywatch.toml"]
+            .into_iter()
+            .chain(command.iter().copied())
+            .collect();
+        crate::support::success(&storywatch(dir.path(), &args, None));
+        assert_eq!(files_in(dir.path()), files, "{command:?} created a file");
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            bytes,
+            "{command:?} wrote the database"
+        );
+    }
+    // A database of an older schema is the daemon's to upgrade: `check` says so and goes on.
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let older = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let older = version(&conn) - 1;
+        conn.pragma_update(None, "user_version", older).unwrap();
+        older
+    };
+    let check = storywatch(dir.path(), &["--config", "storywatch.toml", "check"], None);
+    crate::support::success(&check);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains("older than this storywatch"), "{stderr}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    assert_eq!(version(&conn), older, "check migrated the database");
 }
 
 /// `poll --once` at info level with stderr to a file, optionally with `$JOURNAL_STREAM` and
