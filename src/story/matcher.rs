@@ -526,7 +526,7 @@ impl Profile {
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
         let mut shown: Vec<&str> = Vec::with_capacity(5);
         for (t, _) in scored {
-            let s = analysed.surface(t).unwrap_or(t);
+            let s = without_possessive(analysed.surface(t).unwrap_or(t));
             if !shown.contains(&s) {
                 shown.push(s);
                 if shown.len() == 5 {
@@ -785,6 +785,11 @@ mod tests {
             "{new}"
         );
         assert!(!shown.iter().any(|s| s.ends_with("'s")), "{new}");
+        let terms = v.why.iter().find(|w| w.starts_with("terms: ")).unwrap();
+        assert!(
+            terms.contains("Beijing") && !terms.contains("'s"),
+            "{terms}"
+        );
         let first_figure = shown
             .iter()
             .position(|s| s.starts_with(|c: char| c.is_ascii_digit()));
