@@ -344,8 +344,24 @@ pub struct DigestInput {
     pub items_scanned: u64,
     /// Active feeds.
     pub feeds_polled: u64,
-    /// Feeds whose last poll failed, with the error, for the footer.
-    pub failing_feeds: Vec<(String, String)>,
+    /// Feeds that failed or were disabled since the previous digest, or are failing or
+    /// disabled now, for the footer's feed-health line.
+    pub failing_feeds: Vec<FeedTrouble>,
+}
+
+/// A feed with trouble in a digest's period (see [`DigestInput::failing_feeds`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedTrouble {
+    /// Its title, else URL.
+    pub feed: String,
+    /// The last poll's error while it is failing (cleared by a successful poll).
+    pub error: Option<String>,
+    /// Why it is disabled, if it is.
+    pub disabled: Option<String>,
+    /// Whether its last poll failed.
+    pub failing_now: bool,
+    /// When a poll of it last failed.
+    pub last_failed_at: Option<Timestamp>,
 }
 
 /// A delivery still to be made.
@@ -1278,20 +1294,26 @@ fn digest_input(conn: &Connection, now: Timestamp) -> Result<DigestInput> {
         conn.query_row("SELECT COUNT(*) FROM feeds WHERE active = 1", [], |row| {
             row.get(0)
         })?;
+    // A feed that failed during the period and answers again is named too: the reader should
+    // know the period's coverage had a hole, not only what is broken right now. (Times are in
+    // seconds: a failure in the previous digest's last second is named by both.)
     let mut stmt = conn.prepare(
-        "SELECT COALESCE(title, url),
-                CASE WHEN disabled_reason IS NOT NULL THEN 'disabled: ' || disabled_reason
-                     ELSE last_error END
+        "SELECT COALESCE(title, url), last_error, disabled_reason, consecutive_failures > 0,
+                last_error_at
          FROM feeds
-         WHERE active = 1 AND (consecutive_failures > 0 OR disabled_reason IS NOT NULL)
+         WHERE active = 1 AND (consecutive_failures > 0 OR disabled_reason IS NOT NULL
+                               OR last_error_at >= ?1 OR disabled_at >= ?1)
          ORDER BY url",
     )?;
     let failing_feeds = stmt
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-            ))
+        .query_map(params![period_start.unwrap_or(i64::MIN)], |row| {
+            Ok(FeedTrouble {
+                feed: row.get(0)?,
+                error: row.get(1)?,
+                disabled: row.get(2)?,
+                failing_now: row.get(3)?,
+                last_failed_at: from_secs(row.get(4)?),
+            })
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(DigestInput {

@@ -784,6 +784,50 @@ fn empty_days_send_a_short_note_or_nothing_without_losing_the_slot() {
     );
 }
 
+#[test]
+fn the_footer_names_feeds_that_failed_since_the_last_digest() {
+    let (server, urls) = feeds();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &urls, "");
+    success(&run(dir.path(), &["poll", "--once"]));
+    success(&run(dir.path(), &["digest", "--now"]));
+    let clean = success(&run(dir.path(), &["digest", "show", "1"]));
+    assert!(
+        clean.contains("Feed health: every feed answered"),
+        "{clean}"
+    );
+
+    // The wire fails once, then answers again before the next digest.
+    server.route("/wire.rss", Response::status(500));
+    let _ = run(dir.path(), &["poll", "--once"]);
+    server.route(
+        "/wire.rss",
+        Response::ok(
+            "application/rss+xml",
+            std::fs::read(fixture("wire.rss")).unwrap(),
+        ),
+    );
+    success(&run(dir.path(), &["poll", "--once"]));
+    // A second on, so the failure is not in the digest's own last second (which would name it
+    // in the next digest too).
+    std::thread::sleep(Duration::from_millis(1100));
+    success(&run(dir.path(), &["digest", "--now"]));
+    let second = success(&run(dir.path(), &["digest", "show", "2"]));
+    assert!(
+        second.contains(
+            "Feed health: 1 failed since the last digest, answering again — Example Wire — World (last failed "
+        ),
+        "{second}"
+    );
+    // The digest after that covers a period without failures.
+    success(&run(dir.path(), &["digest", "--now"]));
+    let third = success(&run(dir.path(), &["digest", "show", "3"]));
+    assert!(
+        third.contains("Feed health: every feed answered"),
+        "{third}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crash tests with the real daemon.
 
