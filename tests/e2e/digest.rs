@@ -1,7 +1,9 @@
 //! Digest delivery end to end: the smtp channel against a real SMTP server on 127.0.0.1 (plain,
 //! STARTTLS, implicit TLS), the webhook channel in each format against the local HTTP server,
 //! retries, the digest and export commands, and crash tests that kill -9 the daemon mid-delivery
-//! and check every channel received every digest exactly once.
+//! (a hanging webhook; an e-mail the SMTP server has, before and after its 250) and check every
+//! channel received every digest once: exactly once for files, at least once under one
+//! Idempotency-Key or Message-ID for webhooks and e-mail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,7 +16,7 @@ use storywatch::item::Item;
 use storywatch::store::{FetchedPoll, Store};
 use storywatch::story::{Verdict, VerdictKind};
 
-use crate::smtp_server::{SmtpMode, SmtpServer};
+use crate::smtp_server::{SmtpMode, SmtpServer, Stall};
 use crate::support::{
     Behaviour, Daemon, Response, TestServer, digest_files, eventually, fixture, storywatch,
     success, write_config,
@@ -1052,6 +1054,95 @@ fn kill_9_at_random_moments_never_loses_or_repeats_a_match() {
     // delivers whatever is pending, as the next start would.
     success(&run(dir.path(), &["digest", "--now"]));
     assert_exactly_once(dir.path(), &server);
+}
+
+#[test]
+fn kill_9_mid_smtp_delivery_then_restart_mails_each_digest_under_one_message_id() {
+    // Killed with the whole message at the server, before its 250; and after the 250, while
+    // the daemon waits for the reply to QUIT — so it has not recorded the delivery either way.
+    for stall in [Stall::BeforeDataReply, Stall::BeforeQuitReply] {
+        let smtp = SmtpServer::start(SmtpMode::Plain);
+        smtp.stall_once(stall);
+        let (server, urls) = feeds();
+        server.route("/hook", Response::status(200));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("smtp.pass"), "pw").unwrap();
+        let notify = format!(
+            "{}{}",
+            smtp_notify(&smtp, "none", ""),
+            webhook_notify("hook", &server.url("/hook"), "json", "")
+        );
+        write_config(dir.path(), &urls, &notify);
+        set_digest(
+            dir.path(),
+            "every = \"2s\"\ntimezone = \"UTC\"\nretry = \"1s\"",
+        );
+
+        // Channels are delivered in name order: file, hook, then mail, which hangs.
+        let mut daemon = Daemon::start(dir.path());
+        assert!(
+            eventually(Duration::from_secs(15), || smtp.stalled()),
+            "{stall:?}: {}",
+            daemon.log()
+        );
+        daemon.signal("KILL");
+        daemon.wait_exit(Duration::from_secs(5)).unwrap();
+        {
+            let db = Db::open(dir.path());
+            assert_eq!(db.count("SELECT COUNT(*) FROM digests"), 1, "{stall:?}");
+            assert_eq!(
+                db.count(
+                    "SELECT COUNT(*) FROM deliveries WHERE channel = 'mail' AND state = 'pending'"
+                ),
+                1,
+                "{stall:?}: the mail was not recorded as delivered"
+            );
+        }
+        assert_eq!(
+            smtp.mails().len(),
+            1,
+            "{stall:?}: the server has the message"
+        );
+
+        let mut daemon = Daemon::start(dir.path());
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                let db = Db::open(dir.path());
+                db.count("SELECT COUNT(*) FROM deliveries WHERE channel = 'mail' AND state = 'delivered'")
+                    >= 2
+            }),
+            "{stall:?}: {}",
+            daemon.log()
+        );
+        daemon.signal("TERM");
+        daemon
+            .wait_exit(Duration::from_secs(15))
+            .expect("daemon stops on TERM");
+        // TERM may land mid-delivery of the latest digest: finish what is pending.
+        success(&run(dir.path(), &["digest", "--now"]));
+        // The file and the webhook: exactly once each; every match in exactly one digest.
+        assert_exactly_once(dir.path(), &server);
+        // E-mail is at least once: the message the kill interrupted is sent again on restart,
+        // under the same Message-ID (mail clients show one message); every other digest once.
+        let digests = Db::open(dir.path()).count("SELECT COUNT(*) FROM digests");
+        let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+        for mail in smtp.mails() {
+            *ids.entry(decode_header(&mail.data, "Message-ID"))
+                .or_default() += 1;
+        }
+        assert_eq!(ids.len() as i64, digests, "{stall:?}: {ids:?}");
+        let first = ids
+            .iter()
+            .find(|(id, _)| id.starts_with("<storywatch-1-"))
+            .map(|(_, n)| *n);
+        assert_eq!(first, Some(2), "{stall:?}: {ids:?}");
+        assert!(
+            ids.iter()
+                .filter(|(id, _)| !id.starts_with("<storywatch-1-"))
+                .all(|(_, n)| *n == 1),
+            "{stall:?}: {ids:?}"
+        );
+    }
 }
 
 #[test]
