@@ -318,6 +318,23 @@ fn smtp_password_from_the_environment_and_never_in_clear_off_loopback() {
 }
 
 #[test]
+fn the_stdout_channel_prints_the_digest_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &[], "[[notify]]\nkind = \"stdout\"\n");
+    seed(dir.path(), &hostile_items());
+    let printed = success(&run(dir.path(), &["digest", "--now"]));
+    let stored = success(&run(dir.path(), &["digest", "show", "1"]));
+    assert_eq!(printed, stored);
+    assert!(
+        printed.starts_with("# US–China fentanyl cooperation — storywatch digest")
+            && printed.contains("\\<script\\>alert(1)"),
+        "{printed}"
+    );
+    let list = success(&run(dir.path(), &["digest", "list"]));
+    assert!(list.contains("stdout: delivered"), "{list}");
+}
+
+#[test]
 fn smtp_over_starttls_and_implicit_tls_trusts_only_the_given_certificate() {
     for (mode, tls) in [
         (SmtpMode::Starttls, "starttls"),
