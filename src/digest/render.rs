@@ -62,17 +62,21 @@ pub fn to_markdown(digest: &Digest) -> String {
         let _ = writeln!(out);
         for e in &section.entries {
             let _ = writeln!(out, "### {}", linked(&e.title, e.link.as_deref()));
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "{} · {} · follow-up (score {:.2})",
                 escape(e.outlet.as_deref().unwrap_or("unknown outlet")),
                 digest.local(e.time),
                 e.score,
             );
-            if !e.also_reported_by.is_empty() {
+            if e.also_reported_by.is_empty() {
+                let _ = writeln!(out);
+            } else {
+                // Two trailing spaces: a Markdown line break, so a viewer shows the copies on a
+                // line of their own instead of running them into the score.
                 let _ = writeln!(
                     out,
-                    "Also reported by {}",
+                    "  \nAlso reported by {}",
                     escape(&e.also_reported_by.join(", "))
                 );
             }
