@@ -378,6 +378,10 @@ pub struct PendingDelivery {
     pub generation: u32,
 }
 
+/// How often a delivery another process has claimed is looked at again
+/// ([`Store::next_delivery_due`]).
+pub const CLAIM_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The database.
 pub struct Store {
     conn: Connection,
@@ -1154,11 +1158,17 @@ impl Store {
         Ok(freed)
     }
 
-    /// When the earliest pending delivery is due, if any is pending.
-    pub fn next_delivery_due(&self) -> Result<Option<Timestamp>> {
+    /// When the earliest pending delivery is due at `now`, if any is pending. One another
+    /// process has claimed is looked at again every [`CLAIM_RECHECK`] until its claim ends —
+    /// that process may record its outcome any moment — so a daemon beside a `digest --now`
+    /// neither spins on a delivery it may not take nor oversleeps a retry it then owes.
+    pub fn next_delivery_due(&self, now: Timestamp) -> Result<Option<Timestamp>> {
+        let now = to_secs(now);
         let next: Option<i64> = self.conn.query_row(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
-            [],
+            "SELECT MIN(CASE WHEN claimed_until > ?1 THEN MIN(claimed_until, ?1 + ?2)
+                             ELSE next_attempt_at END)
+             FROM deliveries WHERE state = 'pending'",
+            params![now, CLAIM_RECHECK.as_secs() as i64],
             |row| row.get(0),
         )?;
         Ok(next.map(|secs| from_secs(Some(secs)).unwrap_or(Timestamp::UNIX_EPOCH)))
@@ -1546,7 +1556,7 @@ mod tests {
             .unwrap();
         // Not due again before its backoff ends.
         assert!(store.pending_deliveries(now).unwrap().is_empty());
-        assert_eq!(store.next_delivery_due().unwrap(), Some(later));
+        assert_eq!(store.next_delivery_due(now).unwrap(), Some(later));
         let pending = store.pending_deliveries(later).unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(
@@ -1587,6 +1597,11 @@ mod tests {
             .unwrap();
         assert_eq!(claimed.len(), 1);
         assert!(store.pending_deliveries(now).unwrap().is_empty());
+        assert_eq!(
+            store.next_delivery_due(now).unwrap(),
+            Some(Timestamp::from_second(now.as_second() + 2).unwrap()),
+            "a claimed delivery is looked at again soon, not at once"
+        );
         // A starting daemon leaves a live claim of a running process alone (this test's own
         // id counts as a predecessor's, so the owner is made another process here)...
         store

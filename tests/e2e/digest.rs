@@ -691,9 +691,10 @@ fn a_starting_daemon_leaves_a_delivery_another_process_is_making() {
         &webhook_notify("a-hook", &server.url("/hook"), "json", "")
             .replace("timeout = \"5s\"", "timeout = \"8s\""),
     );
+    // The retry waits 5 s, so the daemon's own (legitimate) retry comes well after the check.
     set_digest(
         dir.path(),
-        "every = \"1h\"\ntimezone = \"UTC\"\nretry = \"1s\"",
+        "every = \"1h\"\ntimezone = \"UTC\"\nretry = \"5s\"",
     );
     seed(dir.path(), &hostile_items());
     // `digest --now` claims the webhook delivery and hangs in it for up to 8 s.
@@ -727,7 +728,7 @@ fn a_starting_daemon_leaves_a_delivery_another_process_is_making() {
     // Once that process gave it up, the daemon retries it, once.
     server.route("/hook", Response::status(200));
     assert!(
-        eventually(Duration::from_secs(10), || Db::open(dir.path()).count(
+        eventually(Duration::from_secs(20), || Db::open(dir.path()).count(
             "SELECT COUNT(*) FROM deliveries WHERE channel = 'a-hook' AND state = 'delivered'"
         ) == 1),
         "{}",
