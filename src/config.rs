@@ -792,14 +792,31 @@ impl Config {
         std::iter::once(&self.story).chain(&self.other_stories)
     }
 
-    /// Reads and validates the config file at `path`.
+    /// Reads and validates the config file at `path`; relative state paths resolve against
+    /// `$STATE_DIRECTORY`, else beside the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, || None)
+    }
+
+    /// Reads the config [`Config::discover`] found, for a service or its user: relative state
+    /// paths resolve against `$STATE_DIRECTORY`, else the user's data folder
+    /// ([`user_data_directory`]), never beside the config. So the daemon of a `systemctl --user`
+    /// unit and `storywatch items list` typed by its user open the same database, whichever
+    /// folder (and whatever systemd version's idea of a user `StateDirectory=`) is involved.
+    pub fn load_discovered(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, user_data_directory)
+    }
+
+    /// Reads the file at `path`, with state in `$STATE_DIRECTORY`, else `state`, else beside it.
+    fn read(path: &Path, state: fn() -> Option<PathBuf>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
             cause,
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let state = state_directory().unwrap_or_else(|| base.clone());
+        let state = state_directory()
+            .or_else(state)
+            .unwrap_or_else(|| base.clone());
         Config::parse_with_state(&text, ConfigOrigin::File(path.to_path_buf()), &base, &state)
     }
 
@@ -818,10 +835,7 @@ impl Config {
         let systemd = std::env::var_os("CONFIGURATION_DIRECTORY")
             .and_then(|dirs| std::env::split_paths(&dirs).next())
             .map(|dir| dir.join("storywatch.toml"));
-        let xdg = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
-            .map(|dir| dir.join("storywatch").join("storywatch.toml"));
+        let xdg = user_config_home().map(|dir| dir.join("storywatch").join("storywatch.toml"));
         [systemd, xdg]
             .into_iter()
             .flatten()
@@ -906,6 +920,18 @@ impl Config {
                     format!(
                         "seed folder {} does not exist; set {section} seeds to a folder of \
                          baseline articles (relative paths start at the config file's folder)",
+                        seeds.display()
+                    ),
+                ));
+            }
+            if origin != ConfigOrigin::Bundled
+                && crate::story::seeds::seed_files(&seeds).is_ok_and(|f| f.is_empty())
+            {
+                return Err(locate(
+                    Some(seeds_span),
+                    format!(
+                        "seed folder {} holds no .txt files; add one plain-text file per \
+                         baseline article, or set {section} seeds to the folder that has them",
                         seeds.display()
                     ),
                 ));
@@ -1363,6 +1389,37 @@ fn state_directory() -> Option<PathBuf> {
     std::env::var_os("STATE_DIRECTORY").and_then(|dirs| std::env::split_paths(&dirs).next())
 }
 
+/// An XDG base directory: `$var` when it is an absolute path (the XDG rules ignore relative
+/// ones), else `home_relative` under `$HOME`.
+fn xdg_base(var: &str, home_relative: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|home| home.is_absolute())
+                .map(|home| home.join(home_relative))
+        })
+}
+
+/// The user's config base folder: `$XDG_CONFIG_HOME`, else `~/.config`. User units live in its
+/// `systemd/user`, storywatch's config in its `storywatch`.
+pub fn user_config_home() -> Option<PathBuf> {
+    xdg_base("XDG_CONFIG_HOME", ".config")
+}
+
+/// The user's data base folder: `$XDG_DATA_HOME`, else `~/.local/share`.
+pub fn user_data_home() -> Option<PathBuf> {
+    xdg_base("XDG_DATA_HOME", ".local/share")
+}
+
+/// The user's data folder for storywatch, where a discovered config keeps its database:
+/// `storywatch` in [`user_data_home`].
+pub fn user_data_directory() -> Option<PathBuf> {
+    user_data_home().map(|dir| dir.join("storywatch"))
+}
+
 /// Adds the fix to toml's own messages where it only says what is wrong.
 fn explain_toml_message(message: &str) -> String {
     let message = message.trim();
@@ -1513,6 +1570,22 @@ mod tests {
         assert!(err.starts_with("test.toml:3:9:"), "{err}");
         assert!(
             err.contains("does not exist") && err.contains("set [story] seeds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_seed_folder_names_line_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.md"), "not a seed").unwrap();
+        let text = format!(
+            "[story]\nname = \"s\"\nseeds = {:?}\n",
+            dir.path().display().to_string()
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("test.toml:3:9:"), "{err}");
+        assert!(
+            err.contains("holds no .txt files") && err.contains("set [story] seeds"),
             "{err}"
         );
     }

@@ -139,14 +139,11 @@ pub async fn run(
     let database = store.path().to_path_buf();
     let store = Arc::new(Mutex::new(store));
     let mut running = Running::new(config, stories, &store)?;
-    // The review page ([web]) shares the store and stops on the same shutdown as the loop.
-    let web = crate::web::start_for_daemon(
-        &running.config,
-        running.stories.first(),
-        &store,
-        shutdown.clone(),
-    )
-    .await?;
+    // The review page ([web]) shares the store and stops on the same shutdown as the loop; it
+    // shows the stories through a handle each reload updates.
+    let views = crate::web::StoryViews::of(&running.stories);
+    let web =
+        crate::web::start_for_daemon(&running.config, &views, &store, shutdown.clone()).await?;
 
     let last = lock(&store)?.last_digest_run()?;
     let mut digest_due = next_digest_due(&running.config, last, Timestamp::now());
@@ -192,15 +189,25 @@ pub async fn run(
             }) {
                 Ok(new) => {
                     running = new;
+                    views.replace(&running.stories);
                     let last = lock(&store)?.last_digest_run()?;
                     digest_due = next_digest_due(&running.config, last, Timestamp::now());
                     info!(feeds = running.config.feeds.len(), "configuration reloaded");
+                    notifier.ready(&format!(
+                        "configuration reloaded; watching {} feeds; next digest {digest_due}",
+                        running.config.feeds.len()
+                    ));
                 }
                 Err(err) => {
-                    error!(error = %format!("{err:#}"), "reload rejected; keeping the running configuration")
+                    let err = format!("{err:#}");
+                    error!(error = %err, "reload rejected; keeping the running configuration");
+                    // `systemctl reload` cannot fail a reload that was only signalled, so the
+                    // status line is where a person sees that the edit did not take.
+                    notifier.ready(&format!(
+                        "reload rejected, still running the previous configuration: {err}"
+                    ));
                 }
             }
-            notifier.ready("configuration reloaded");
         }
 
         let now = Timestamp::now();

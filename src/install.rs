@@ -13,7 +13,8 @@ use crate::bundled;
 pub enum Scope {
     /// The system manager: unit in `/etc/systemd/system`, config in `/etc/storywatch`.
     System,
-    /// The user's manager (`systemctl --user`): unit and config under `~/.config`.
+    /// The user's manager (`systemctl --user`): unit and config under `$XDG_CONFIG_HOME`
+    /// (`~/.config`).
     User,
 }
 
@@ -21,7 +22,7 @@ pub enum Scope {
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// `--user` needs a home folder.
-    #[error("cannot find your home folder: set $HOME")]
+    #[error("cannot find your config folder: set $HOME (or $XDG_CONFIG_HOME to an absolute path)")]
     NoHome,
     /// A file could not be written.
     #[error("cannot write {path}: {cause}; run as root for a system install, or use --user")]
@@ -43,12 +44,16 @@ pub struct Installed {
 }
 
 /// Installs for `scope` under `root` (normally `/`; a staging folder for packaging and tests),
-/// with `executable` as the unit's `ExecStart` binary and `home` as the user's home folder.
+/// with `executable` as the unit's `ExecStart` binary. For [`Scope::User`], `config_home` is the
+/// user's config base folder (`$XDG_CONFIG_HOME`, see [`crate::config::user_config_home`]) and
+/// `data_home` their data base folder (`$XDG_DATA_HOME`): the unit is pinned to it, so the
+/// service opens the database the user's own `storywatch` commands open.
 pub fn install(
     scope: Scope,
     root: &Path,
     executable: &Path,
-    home: Option<&Path>,
+    config_home: Option<&Path>,
+    data_home: Option<&Path>,
 ) -> Result<Vec<Installed>, InstallError> {
     let under_root = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
     let (unit_path, config_dir, unit_text) = match scope {
@@ -58,8 +63,7 @@ pub fn install(
             bundled::SYSTEM_UNIT,
         ),
         Scope::User => {
-            let home = home.ok_or(InstallError::NoHome)?;
-            let config_home = home.join(".config");
+            let config_home = config_home.ok_or(InstallError::NoHome)?;
             (
                 config_home.join("systemd/user/storywatch.service"),
                 config_home.join("storywatch"),
@@ -76,7 +80,34 @@ pub fn install(
         .split_whitespace()
         .next()
         .unwrap_or("");
-    let unit = unit_text.replacen(exec_binary, &executable.display().to_string(), 1);
+    let mut unit = unit_text.replacen(
+        &format!("ExecStart={exec_binary}"),
+        &format!(
+            "ExecStart={}",
+            unit_quote(&executable.display().to_string())
+        ),
+        1,
+    );
+    if let (Scope::User, Some(data_home)) = (scope, data_home) {
+        let data = data_home.join("storywatch").display().to_string();
+        unit = unit
+            .replace(
+                "+/bin/mkdir -p %h/.local/share/storywatch",
+                &format!("+/bin/mkdir -p {}", unit_quote(&data)),
+            )
+            .replace(
+                "ReadWritePaths=%h/.local/share/storywatch",
+                &format!("ReadWritePaths={}", unit_word(&data, false)),
+            )
+            .replacen(
+                "Environment=RUST_LOG=storywatch=info",
+                &format!(
+                    "Environment=RUST_LOG=storywatch=info\nEnvironment={}",
+                    unit_word(&format!("XDG_DATA_HOME={}", data_home.display()), false)
+                ),
+                1,
+            );
+    }
 
     // The installed config keeps its seeds beside it; state paths stay relative so they land in
     // systemd's StateDirectory.
@@ -97,6 +128,29 @@ pub fn install(
         )?);
     }
     Ok(done)
+}
+
+/// `path` as one word of a unit's command line (systemd.service(5), "Command lines").
+fn unit_quote(path: &str) -> String {
+    unit_word(path, true)
+}
+
+/// `text` as one word of a unit file setting: `%` starts a specifier, so it is doubled, and on
+/// a `command` line so is `$` (a variable); text with spaces, quotes or backslashes is
+/// double-quoted with C-style escapes. Plain text stays as it is.
+fn unit_word(text: &str, command: bool) -> String {
+    let mut escaped = text.replace('%', "%%");
+    if command {
+        escaped = escaped.replace('$', "$$");
+    }
+    let plain = escaped
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@,:=%$~".contains(c));
+    if plain {
+        escaped
+    } else {
+        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
+    }
 }
 
 fn write(path: &Path, text: &str, overwrite: bool) -> Result<Installed, InstallError> {
@@ -128,7 +182,7 @@ mod tests {
     fn system_install_writes_unit_config_and_seeds_and_keeps_edits() {
         let root = tempfile::tempdir().unwrap();
         let exe = Path::new("/opt/bin/storywatch");
-        let done = install(Scope::System, root.path(), exe, None).unwrap();
+        let done = install(Scope::System, root.path(), exe, None, None).unwrap();
         assert!(done.iter().all(|d| d.written));
         let unit =
             std::fs::read_to_string(root.path().join("etc/systemd/system/storywatch.service"))
@@ -147,28 +201,63 @@ mod tests {
         );
 
         std::fs::write(&config_path, "# edited").unwrap();
-        let again = install(Scope::System, root.path(), exe, None).unwrap();
+        let again = install(Scope::System, root.path(), exe, None, None).unwrap();
         let config = again.iter().find(|d| d.path == config_path).unwrap();
         assert!(!config.written);
         assert_eq!(std::fs::read_to_string(&config_path).unwrap(), "# edited");
     }
 
     #[test]
-    fn user_install_goes_under_home() {
+    fn user_install_goes_under_the_config_home() {
         let root = tempfile::tempdir().unwrap();
-        let home = root.path().join("home/ann");
+        let config_home = root.path().join("home/ann/.config");
         install(
             Scope::User,
             Path::new("/"),
             Path::new("/usr/bin/storywatch"),
-            Some(&home),
+            Some(&config_home),
+            Some(Path::new("/data/ann files")),
         )
         .unwrap();
-        assert!(
-            home.join(".config/systemd/user/storywatch.service")
-                .is_file()
+        let unit =
+            std::fs::read_to_string(config_home.join("systemd/user/storywatch.service")).unwrap();
+        assert!(config_home.join("storywatch/storywatch.toml").is_file());
+        // Pinned to the user's data folder, so the service and the user share one database.
+        for line in [
+            "ExecStartPre=+/bin/mkdir -p \"/data/ann files/storywatch\"",
+            "ReadWritePaths=\"/data/ann files/storywatch\"",
+            "Environment=\"XDG_DATA_HOME=/data/ann files\"",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "no {line} in\n{unit}");
+        }
+        assert!(!unit.contains("%h/.local/share"), "{unit}");
+        assert!(install(Scope::User, root.path(), Path::new("x"), None, None).is_err());
+    }
+
+    #[test]
+    fn exec_start_paths_are_quoted_as_systemd_reads_them() {
+        assert_eq!(unit_quote("/usr/bin/storywatch"), "/usr/bin/storywatch");
+        assert_eq!(
+            unit_quote("/home/ann/My Tools/storywatch"),
+            "\"/home/ann/My Tools/storywatch\""
         );
-        assert!(home.join(".config/storywatch/storywatch.toml").is_file());
-        assert!(install(Scope::User, root.path(), Path::new("x"), None).is_err());
+        assert_eq!(unit_quote("/opt/100%/$bin"), "/opt/100%%/$$bin");
+        assert_eq!(unit_quote("/a \"b\"\\c"), "\"/a \\\"b\\\"\\\\c\"");
+        let root = tempfile::tempdir().unwrap();
+        install(
+            Scope::System,
+            root.path(),
+            Path::new("/opt/my apps/storywatch"),
+            None,
+            None,
+        )
+        .unwrap();
+        let unit =
+            std::fs::read_to_string(root.path().join("etc/systemd/system/storywatch.service"))
+                .unwrap();
+        assert!(
+            unit.contains("ExecStart=\"/opt/my apps/storywatch\" run\n"),
+            "{unit}"
+        );
     }
 }

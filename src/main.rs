@@ -39,8 +39,10 @@ struct Cli {
     )]
     config: Option<PathBuf>,
 
-    /// Log format on stderr: `text` for a terminal, `json` for log collectors, `journald` to
-    /// write to the systemd journal. Default: journald under systemd, else text.
+    /// Log format: `text` (coloured on a terminal), `json` (one object per line, for log
+    /// collectors) or `journald` (the journal's native protocol, with fields). Default: when
+    /// stderr is systemd's journal stream, plain lines with `<N>` level prefixes and no
+    /// timestamps (the journal adds its own); else text.
     #[arg(long, global = true, value_enum, env = "STORYWATCH_LOG_FORMAT")]
     log_format: Option<LogFormat>,
 
@@ -113,8 +115,12 @@ enum Command {
     /// Review unreviewed matches one at a time in the terminal.
     ///
     /// Reads one line per decision: r = relevant, x = irrelevant, s = skip, o = print (and on a
-    /// terminal open) the link, q = quit.
-    Review,
+    /// terminal open) the link, q = quit. Each mark is for the shown story's match only.
+    Review {
+        /// Review this story's matches only (default: every story's, each shown with its story).
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
+    },
     /// Re-run the current profile over every stored item: shows new and dropped matches.
     ///
     /// Review state is kept; matches a person reviewed or a digest carried are never removed.
@@ -198,6 +204,9 @@ enum ItemsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only this story's matches, and the items it did not match.
+        #[arg(long, value_name = "NAME")]
+        story: Option<String>,
     },
     /// Write every match (newest first) as JSON or CSV to stdout.
     Export {
@@ -351,6 +360,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn init_logging(daemon: bool, format: Option<LogFormat>) {
+    use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
     let default = if daemon {
         "storywatch=info"
@@ -359,34 +369,86 @@ fn init_logging(daemon: bool, format: Option<LogFormat>) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // systemd sets JOURNAL_STREAM when stderr goes to the journal; the journal adds its own
-    // timestamps and wants levels as priorities, which the journald layer sends natively.
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let format = format.unwrap_or(if under_journal {
-        LogFormat::Journald
-    } else {
-        LogFormat::Text
-    });
     let registry = tracing_subscriber::registry().with(filter);
     let stderr_text = || tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // The journal stamps each line itself and reads the level from a `<N>` prefix
+    // (sd-daemon(3)); colours would reach it as escape codes.
+    let journal_lines = || {
+        stderr_text().with_ansi(false).event_format(SyslogPrefix(
+            tracing_subscriber::fmt::format()
+                .without_time()
+                .with_level(false),
+        ))
+    };
     match format {
-        LogFormat::Json => registry.with(stderr_text().json()).init(),
-        LogFormat::Journald => match tracing_journald::layer() {
+        Some(LogFormat::Json) => registry.with(stderr_text().json()).init(),
+        Some(LogFormat::Journald) => match tracing_journald::layer() {
             Ok(journald) => registry
                 .with(journald.with_syslog_identifier("storywatch".into()))
                 .init(),
-            Err(_) => registry
-                .with(stderr_text().without_time().with_ansi(false))
-                .init(),
+            Err(_) => registry.with(journal_lines()).init(),
         },
-        LogFormat::Text => registry.with(stderr_text()).init(),
+        None if stderr_is_journal() => registry.with(journal_lines()).init(),
+        Some(LogFormat::Text) | None => registry
+            .with(stderr_text().with_ansi(std::io::stderr().is_terminal()))
+            .init(),
     }
 }
 
-/// `--config` / `$STORYWATCH_CONFIG`, else a discovered file, else the bundled default.
+/// Whether stderr is the journal stream systemd connected: `$JOURNAL_STREAM` names its device
+/// and inode, so a service whose stderr was redirected elsewhere still logs plain text.
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((device, inode)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|meta| device.parse() == Ok(meta.dev()) && inode.parse() == Ok(meta.ino()))
+}
+
+/// Prefixes each log line with its syslog priority (`<3>` error … `<7>` debug), which the
+/// journal turns into the entry's level.
+struct SyslogPrefix<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for SyslogPrefix<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// `--config` / `$STORYWATCH_CONFIG` (state beside it), else a discovered file (state in
+/// `$STATE_DIRECTORY` or the user's data folder), else the bundled default.
 fn load_config(path: Option<&PathBuf>) -> Result<Config> {
-    Ok(match path.cloned().or_else(Config::discover) {
-        Some(path) => Config::load(&path)?,
+    if let Some(path) = path {
+        return Ok(Config::load(path)?);
+    }
+    Ok(match Config::discover() {
+        Some(path) => Config::load_discovered(&path)?,
         None => Config::bundled()?,
     })
 }
@@ -468,7 +530,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval { labels, errors } => eval(&config()?, &labels, errors),
         Command::Service(ServiceCommand::Install { user, root }) => service_install(user, &root),
         Command::Serve => serve(config()?),
-        Command::Review => review(&config()?),
+        Command::Review { story } => review(&config()?, story.as_deref()),
         Command::Rescore { dry_run } => rescore(&config()?, dry_run),
     }
 }
@@ -511,7 +573,15 @@ fn poll_once(config: Config) -> Result<ExitCode> {
     let stories = Arc::new(Stories::load(&config)?);
     let mut store = open_store(&config)?;
     store.sync_feeds(&config.feeds)?;
-    let feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
+    // Every feed now, except those the publisher asked to leave alone (reported, not polled).
+    let now = Timestamp::now();
+    let skipped: Vec<(String, String)> = store
+        .feed_statuses()?
+        .into_iter()
+        .filter_map(|f| pipeline::once_skip_reason(&f, now).map(|why| (f.url, why)))
+        .collect();
+    let mut feeds = pipeline::with_intervals(store.active_feeds()?, &config.feeds);
+    feeds.retain(|(row, _)| !skipped.iter().any(|(url, _)| *url == row.url));
     let store = Arc::new(Mutex::new(store));
     let reports = runtime()?.block_on(async {
         let ctx =
@@ -550,9 +620,18 @@ fn poll_once(config: Config) -> Result<ExitCode> {
         };
         writeln!(out, "{line}")?;
     }
+    for (url, why) in &skipped {
+        writeln!(out, "skipped  {url}  {why}")?;
+    }
+    let skipped_note = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!("; {} skipped", skipped.len())
+    };
     writeln!(
         out,
-        "polled {} feeds: {} ok, {failed} failed; {new_items} new items, {new_matches} new matches",
+        "polled {} feeds: {} ok, {failed} failed; {new_items} new items, {new_matches} new \
+         matches{skipped_note}",
         reports.len(),
         reports.len() - failed
     )?;
@@ -581,17 +660,22 @@ struct ClassifyInput {
     published: Option<String>,
 }
 
+/// The config's story named `name`, or an error that lists the names there are.
+fn named_story<'a>(config: &'a Config, name: &str) -> Result<&'a storywatch::config::StoryConfig> {
+    config.stories().find(|s| s.name == name).with_context(|| {
+        let names: Vec<&str> = config.stories().map(|s| s.name.as_str()).collect();
+        format!(
+            "{}: no story named {name:?}; the config's stories are {}",
+            config.origin,
+            names.join(", ")
+        )
+    })
+}
+
 fn classify(config: &Config, json: bool, name: Option<&str>) -> Result<ExitCode> {
     let chosen = match name {
         None => &config.story,
-        Some(name) => config.stories().find(|s| s.name == name).with_context(|| {
-            let names: Vec<&str> = config.stories().map(|s| s.name.as_str()).collect();
-            format!(
-                "{}: no story named {name:?}; the config's stories are {}",
-                config.origin,
-                names.join(", ")
-            )
-        })?,
+        Some(name) => named_story(config, name)?,
     };
     let story = Story::load(chosen)?;
     let stdin = std::io::stdin().lock();
@@ -970,15 +1054,31 @@ fn items(config: &Config, command: ItemsCommand) -> Result<ExitCode> {
             }
             writeln!(out, "item {id} marked {}", Review::from(state).as_str())?;
         }
-        ItemsCommand::Search { query, json, limit } => {
+        ItemsCommand::Search {
+            query,
+            json,
+            limit,
+            story,
+        } => {
             let query = query.join(" ");
             if fts_query(&query).is_none() {
                 bail!(
                     "give some words to search for, e.g. `storywatch items search fentanyl tariff`"
                 );
             }
-            let hits = store.search_items(&query, limit)?;
-            review::write_search(&mut out, &hits, json)?;
+            if let Some(name) = &story {
+                named_story(config, name)?;
+            }
+            let hits = store.search_items(
+                &query,
+                &MatchFilter {
+                    limit: Some(limit),
+                    story,
+                    ..MatchFilter::default()
+                },
+            )?;
+            let several = !config.other_stories.is_empty();
+            review::write_search(&mut out, &hits, json, several)?;
         }
         ItemsCommand::Export { format, state } => {
             let rows = store.list_matches(&MatchFilter {
@@ -1294,9 +1394,16 @@ fn learning_line(store: Option<&Store>, story: &Story) -> Result<String> {
 }
 
 fn status(config: &Config) -> Result<ExitCode> {
-    let mut store = open_store(config)?;
-    store.sync_feeds(&config.feeds)?;
-    let feeds = store.feed_statuses()?;
+    // A look, not a run: read-only, so `status` never creates, migrates or syncs the database
+    // the daemon owns. Feeds the config lists that the database does not know yet are simply
+    // "never polled".
+    let store = Store::open_read_only(&config.storage.database)?;
+    let known = store.feed_statuses()?;
+    let feeds: Vec<_> = known
+        .iter()
+        .filter(|f| config.feeds.iter().any(|c| c.url == f.config_url))
+        .collect();
+    let unknown = config.feeds.len().saturating_sub(feeds.len());
     let disabled: Vec<_> = feeds
         .iter()
         .filter(|f| f.disabled_reason.is_some())
@@ -1305,13 +1412,13 @@ fn status(config: &Config) -> Result<ExitCode> {
         .iter()
         .filter(|f| f.consecutive_failures > 0 && f.disabled_reason.is_none())
         .collect();
-    let never = feeds.iter().filter(|f| f.last_attempt_at.is_none()).count();
+    let never = unknown + feeds.iter().filter(|f| f.last_attempt_at.is_none()).count();
     let waiting = store.digest_input(Timestamp::now())?.matches.len();
     let last = store.last_digest()?;
     let now = Timestamp::now();
     let next = daemon::next_digest_due(config, store.last_digest_run()?, now);
     let pending = store.pending_deliveries(Timestamp::MAX)?.len();
-    let running = InstanceLock::acquire(&config.storage.database).is_err();
+    let running = InstanceLock::is_held(&config.storage.database);
     let size: u64 = ["", "-wal"]
         .iter()
         .filter_map(|suffix| {
@@ -1339,8 +1446,9 @@ fn status(config: &Config) -> Result<ExitCode> {
     writeln!(
         out,
         "feeds:       {} configured, {} healthy, {} failing, {} disabled, {} never polled",
-        feeds.len(),
-        feeds
+        config.feeds.len(),
+        config
+            .feeds
             .len()
             .saturating_sub(failing.len() + disabled.len() + never),
         failing.len(),
@@ -1406,14 +1514,14 @@ fn serve(config: Config) -> Result<ExitCode> {
             config.origin
         );
     };
-    let story = Story::load(&config.story)?;
+    let stories = Stories::load(&config)?;
     let store = Arc::new(Mutex::new(open_store(&config)?));
     runtime()?.block_on(async {
         let listener = web::bind(web_config.listen).await?;
         let listen = listener.local_addr()?;
         let state = web::WebState::new(
             store,
-            web::StoryView::from_story(&story),
+            web::StoryViews::of(&stories),
             web::WebOptions {
                 listen,
                 token: web_config.token.clone(),
@@ -1434,13 +1542,16 @@ fn serve(config: Config) -> Result<ExitCode> {
 }
 
 /// `review`: unreviewed matches one at a time; decisions are lines on stdin.
-fn review(config: &Config) -> Result<ExitCode> {
+fn review(config: &Config, story: Option<&str>) -> Result<ExitCode> {
     use std::io::IsTerminal;
+    if let Some(name) = story {
+        named_story(config, name)?;
+    }
     let mut store = open_store(config)?;
     let interactive = std::io::stdin().is_terminal();
     let mut input = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
-    review::interactive(&mut store, &mut input, &mut out, |link| {
+    review::interactive(&mut store, story, &mut input, &mut out, |link| {
         // Only a person at a terminal wants a browser window; piped input just gets the link.
         if interactive {
             let _ = std::process::Command::new("xdg-open")
@@ -1493,8 +1604,15 @@ fn service_install(user: bool, root: &std::path::Path) -> Result<ExitCode> {
     let scope = if user { Scope::User } else { Scope::System };
     let executable =
         std::env::current_exe().context("finding this program's path for ExecStart")?;
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let done = install(scope, root, &executable, home.as_deref())?;
+    let config_home = storywatch::config::user_config_home();
+    let data_home = storywatch::config::user_data_home();
+    let done = install(
+        scope,
+        root,
+        &executable,
+        config_home.as_deref(),
+        data_home.as_deref(),
+    )?;
     let mut out = std::io::stdout().lock();
     for file in &done {
         let what = if file.written { "wrote" } else { "kept " };

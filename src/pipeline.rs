@@ -17,7 +17,8 @@ use crate::feeds::schedule::{self, Schedule};
 use crate::feeds::{FetchError, FetchOutcome, FetchSettings, Fetcher, parse_feed};
 use crate::item::Item;
 use crate::store::{
-    DigestRow, FeedRow, FetchedPoll, MarksSignature, NewDigest, Review, Store, StoreError,
+    DigestRow, FeedRow, FeedStatus, FetchedPoll, MarksSignature, NewDigest, Review, Store,
+    StoreError,
 };
 use crate::story::feedback::{self, Adjustment, MarkedText};
 use crate::story::neardup::Signature;
@@ -375,7 +376,7 @@ pub enum FeedOutcome {
     NotModified,
     /// The poll failed; the feed backs off.
     Failed {
-        /// Stable kind (`timeout`, `http_status`, `parse`, …).
+        /// Stable kind (`timeout`, `http_status`, `malformed_xml`, `html_page`, …).
         kind: String,
         /// What happened, for a person.
         message: String,
@@ -510,7 +511,10 @@ pub async fn poll_feed(
         let settled = schedule.interval(interval, feed.interval);
         let fetched = ctx.fetcher.fetch(&feed.url, &feed.validators).await;
         let outcome = match fetched {
-            Ok(FetchOutcome::NotModified { cache }) => {
+            Ok(FetchOutcome::NotModified {
+                cache,
+                moved_permanently_to,
+            }) => {
                 let next = schedule.next_after_success(
                     now,
                     &feed.url,
@@ -519,7 +523,11 @@ pub async fn poll_feed(
                     cache.min_wait(),
                 );
                 with_store(&ctx.store, move |s| {
-                    s.record_not_modified(feed.id, now, next)
+                    s.record_not_modified(feed.id, now, next)?;
+                    if let Some(new_url) = moved_permanently_to {
+                        s.record_moved(feed.id, &new_url)?;
+                    }
+                    Ok(())
                 })
                 .await?;
                 FeedOutcome::NotModified
@@ -615,7 +623,7 @@ pub async fn poll_feed(
                     }
                 }
                 Err(err) => {
-                    failed(ctx, &feed, settled, now, "parse", err.to_string(), None).await?
+                    failed(ctx, &feed, settled, now, err.kind(), err.to_string(), None).await?
                 }
             },
             Err(err) => {
@@ -730,9 +738,11 @@ pub async fn poll_feeds(
             // instead of failing the whole cycle and leaving the feed due forever.
             let inner = {
                 let (ctx, feed) = (ctx.clone(), feed.clone());
-                tokio::spawn(async move { poll_feed(&ctx, feed, interval).await })
+                AbortOnDrop(tokio::spawn(async move {
+                    poll_feed(&ctx, feed, interval).await
+                }))
             };
-            let report = match inner.await {
+            let report = match inner.wait().await {
                 Ok(report) => report,
                 Err(err) => {
                     let message = format!("internal error while polling: {err}; please report it");
@@ -758,6 +768,41 @@ pub async fn poll_feeds(
     }
     reports.sort_by_key(|(index, _)| *index);
     Ok(reports.into_iter().map(|(_, report)| report).collect())
+}
+
+/// A spawned poll that is cancelled when its handle is dropped. A plain `JoinHandle` detaches
+/// on drop, so abandoning a cycle on shutdown would leave its fetches running on; with this,
+/// dropping the cycle's future cancels every in-flight poll at its next await (a store write
+/// already under way finishes first: it runs whole on a blocking thread, in one transaction).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn wait(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Why `poll --once`, which otherwise polls every feed now whatever its schedule, leaves this
+/// feed alone: the publisher removed it (410 Gone disabled it) or asked, with 429 or
+/// `Retry-After`, for a wait that has not passed yet. `None` means poll it.
+pub fn once_skip_reason(feed: &FeedStatus, now: Timestamp) -> Option<String> {
+    if let Some(reason) = &feed.disabled_reason {
+        return Some(format!("disabled: {reason}"));
+    }
+    let held_until = feed.next_poll_at.filter(|at| *at > now)?;
+    (feed.last_error_kind.as_deref() == Some(crate::feeds::fetch::RATE_LIMITED)).then(|| {
+        format!(
+            "{}: the server asked not to be polled before {}",
+            crate::feeds::fetch::RATE_LIMITED,
+            held_until.strftime("%Y-%m-%d %H:%M:%S UTC")
+        )
+    })
 }
 
 /// Pairs each stored active feed with the interval of its config entry (matched by the URL the
@@ -953,6 +998,24 @@ mod tests {
         assert_eq!(
             next_poll_time(now, Duration::from_secs(86_400), 5).as_second() - now.as_second(),
             86_400
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_a_poll_handle_cancels_its_task() {
+        // The task owns the sender; its future is dropped (and the sender with it) only when
+        // the task is cancelled, since it never finishes by itself.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let poll = AbortOnDrop(tokio::spawn(async move {
+            let _held = tx;
+            std::future::pending::<()>().await
+        }));
+        drop(poll);
+        // The bound only turns a regression's hang into a failure; cancelling takes microseconds.
+        let closed = tokio::time::timeout(Duration::from_secs(60), rx).await;
+        assert!(
+            matches!(closed, Ok(Err(_))),
+            "the task still runs after its handle went"
         );
     }
 

@@ -43,17 +43,26 @@ fn day(time: Timestamp) -> String {
     time.strftime("%Y-%m-%d").to_string()
 }
 
-/// Prints search results: one line per item, or JSON lines.
-pub fn write_search(out: &mut impl Write, hits: &[SearchHit], json: bool) -> Result<()> {
+/// Prints search results: one line per hit (an item two stories matched is a line for each,
+/// named with its story when `several` stories are followed), or JSON lines.
+pub fn write_search(
+    out: &mut impl Write,
+    hits: &[SearchHit],
+    json: bool,
+    several: bool,
+) -> Result<()> {
     for hit in hits {
         if json {
             writeln!(out, "{}", serde_json::to_string(hit)?)?;
             continue;
         }
-        let state = match (hit.verdict, hit.review) {
+        let mut state = match (hit.verdict, hit.review) {
             (Some(v), Some(r)) => format!("{} {}", verdict_label(v), r.as_str()),
             _ => "not matched".to_string(),
         };
+        if let (true, Some(story)) = (several, &hit.story) {
+            state = format!("{state} [{}]", one_line(story));
+        }
         writeln!(
             out,
             "{:>6}  {}  {:<22}  {}  ({})",
@@ -180,6 +189,7 @@ fn show(out: &mut impl Write, m: &MatchRow, position: usize, total: usize) -> Re
         m.id,
         one_line(&m.title)
     )?;
+    writeln!(out, "  story: {}", one_line(&m.story))?;
     writeln!(
         out,
         "  {} · {} · {} (score {:.2})",
@@ -200,17 +210,21 @@ fn show(out: &mut impl Write, m: &MatchRow, position: usize, total: usize) -> Re
     Ok(())
 }
 
-/// The interactive review: shows unreviewed matches one at a time, newest first, and reads one
-/// line per decision: `r` relevant, `x` irrelevant, `s` skip, `o` open (prints the link and
-/// hands it to `open`), `q` quit. End of input quits too. Each mark is stored at once.
+/// The interactive review: shows unreviewed matches (of `story`, or of every story) one at a
+/// time, newest first, and reads one line per decision: `r` relevant, `x` irrelevant, `s`
+/// skip, `o` open (prints the link and hands it to `open`), `q` quit. End of input quits too.
+/// Each mark is stored at once, for the shown (item, story) pair only: an item two stories
+/// matched is shown once per story, since each story learns from its own marks.
 pub fn interactive(
     store: &mut Store,
+    story: Option<&str>,
     input: &mut impl BufRead,
     out: &mut impl Write,
     mut open: impl FnMut(&str),
 ) -> Result<ReviewTally> {
     let queue = store.list_matches(&MatchFilter {
         review: Some(Review::Unreviewed),
+        story: story.map(str::to_string),
         ..MatchFilter::default()
     })?;
     let mut tally = ReviewTally::default();
@@ -230,12 +244,12 @@ pub fn interactive(
             }
             match line.trim().to_ascii_lowercase().as_str() {
                 "r" => {
-                    store.mark(m.id, Review::Relevant, Timestamp::now())?;
+                    store.mark_for_story(m.id, &m.story, Review::Relevant, Timestamp::now())?;
                     tally.relevant += 1;
                     break;
                 }
                 "x" => {
-                    store.mark(m.id, Review::Irrelevant, Timestamp::now())?;
+                    store.mark_for_story(m.id, &m.story, Review::Irrelevant, Timestamp::now())?;
                     tally.irrelevant += 1;
                     break;
                 }

@@ -133,12 +133,29 @@ pub struct InstanceLock {
     _file: File,
 }
 
+/// The lock file beside `database`.
+fn lock_path(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
 impl InstanceLock {
+    /// Whether a daemon holds the lock for `database` now. Only looks: creates no lock file
+    /// and takes a shared lock for an instant, so `storywatch status` writes nothing.
+    pub fn is_held(database: &Path) -> bool {
+        let Ok(file) = File::open(lock_path(database)) else {
+            return false;
+        };
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
+
     /// Takes the lock for `database`, or says who holds it.
     pub fn acquire(database: &Path) -> Result<InstanceLock, LockError> {
-        let mut name = database.as_os_str().to_owned();
-        name.push(".lock");
-        let lock = PathBuf::from(name);
+        let lock = lock_path(database);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -173,8 +190,17 @@ mod tests {
             err.contains("already running") && err.contains("s.db"),
             "{err}"
         );
+        assert!(InstanceLock::is_held(&db));
         drop(first);
+        assert!(!InstanceLock::is_held(&db));
         InstanceLock::acquire(&db).unwrap();
+    }
+
+    #[test]
+    fn looking_at_the_lock_creates_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!InstanceLock::is_held(&dir.path().join("s.db")));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

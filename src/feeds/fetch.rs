@@ -19,6 +19,12 @@ use reqwest::header::{
 };
 use url::{Host, Url};
 
+/// The error kind of an answer that asks to be left alone for a while: 429 Too Many Requests,
+/// or any error status with `Retry-After`. Unlike other failures, such a wait is honoured even
+/// by `poll --once`, which otherwise polls every feed at once: a publisher that says "not
+/// before" means it, and ignoring it is how clients get banned.
+pub const RATE_LIMITED: &str = "rate_limited";
+
 /// Most redirects followed for one fetch; real feeds need one or two.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -86,6 +92,10 @@ pub enum FetchOutcome {
     NotModified {
         /// The server's caching hints on the 304.
         cache: CacheHints,
+        /// Set when the feed answered with a permanent redirect (301/308) before the 304: its
+        /// new URL. A move must be recorded even when nothing changed at the new address, or the
+        /// feed would pay the extra hop on every poll.
+        moved_permanently_to: Option<String>,
     },
     /// 200 with a body.
     Fetched {
@@ -209,6 +219,10 @@ impl FetchError {
             FetchError::Timeout { .. } => "timeout",
             FetchError::Connect { .. } => "connect",
             FetchError::Network { .. } => "network",
+            FetchError::HttpStatus {
+                status,
+                retry_after,
+            } if *status == 429 || retry_after.is_some() => RATE_LIMITED,
             FetchError::HttpStatus { .. } => "http_status",
             FetchError::TooLarge { .. } => "too_large",
             FetchError::RedirectLoop { .. } => "redirect_loop",
@@ -391,6 +405,7 @@ impl Fetcher {
         if status == StatusCode::NOT_MODIFIED {
             return Ok(FetchOutcome::NotModified {
                 cache: CacheHints::from_headers(response.headers()),
+                moved_permanently_to,
             });
         }
         if !status.is_success() {
@@ -542,11 +557,51 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
-/// An HTTP date (RFC 9110 IMF-fixdate, which is RFC 2822 with `GMT`).
+/// An HTTP date in any of the three forms RFC 9110 §5.6.7 obliges a recipient to accept:
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`) and C's asctime (`Sun Nov  6 08:49:37 1994`). Old servers
+/// and caches still send the last two; ignoring them would mean ignoring a server's wait.
 fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
-    jiff::fmt::rfc2822::parse(value.trim())
-        .ok()
-        .map(|z| z.timestamp())
+    let now_year = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .year();
+    parse_http_date_at(value, now_year)
+}
+
+/// [`parse_http_date`] with the current year given, which the RFC 850 form's two-digit year is
+/// read against.
+fn parse_http_date_at(value: &str, now_year: i16) -> Option<jiff::Timestamp> {
+    let value = value.trim();
+    if let Ok(zoned) = jiff::fmt::rfc2822::parse(value) {
+        return Some(zoned.timestamp());
+    }
+    let utc = |dt: jiff::civil::DateTime| dt.to_zoned(jiff::tz::TimeZone::UTC).ok();
+    if let Some((_weekday, rest)) = value.split_once(", ") {
+        // RFC 850: `06-Nov-94 08:49:37 GMT`.
+        let rest = rest.trim().strip_suffix("GMT")?.trim_end();
+        let (date, time) = rest.split_once(' ')?;
+        let mut parts = date.split('-');
+        let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || year.len() != 2 {
+            return None;
+        }
+        let two_digits: i16 = year.parse().ok()?;
+        // RFC 9110: a two-digit year more than 50 years ahead belongs to the previous century.
+        let mut full = now_year - now_year.rem_euclid(100) + two_digits;
+        if full > now_year + 50 {
+            full -= 100;
+        }
+        let text = format!("{day}-{month}-{full} {time}");
+        let dt = jiff::civil::DateTime::strptime("%d-%b-%Y %H:%M:%S", &text).ok()?;
+        return utc(dt).map(|z| z.timestamp());
+    }
+    // asctime: `Sun Nov  6 08:49:37 1994` (the day padded with a space, not a zero).
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() != 5 {
+        return None;
+    }
+    let dt = jiff::civil::DateTime::strptime("%a %b %d %H:%M:%S %Y", words.join(" ")).ok()?;
+    utc(dt).map(|z| z.timestamp())
 }
 
 /// `Cache-Control: max-age=N` (the larger of `max-age` and `s-maxage`). `no-cache`/`no-store`
@@ -799,6 +854,52 @@ mod tests {
     }
 
     #[test]
+    fn http_dates_are_read_in_all_three_forms() {
+        let expected: jiff::Timestamp = "1994-11-06T08:49:37Z".parse().unwrap();
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            " Sun Nov 6 08:49:37 1994 ",
+        ] {
+            assert_eq!(parse_http_date_at(form, 2026), Some(expected), "{form:?}");
+        }
+        // The two-digit year is the nearest one not more than 50 years ahead.
+        let in_2030: jiff::Timestamp = "2030-03-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            parse_http_date_at("Friday, 01-Mar-30 00:00:00 GMT", 2026),
+            Some(in_2030)
+        );
+        let in_1977: jiff::Timestamp = "1977-03-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            parse_http_date_at("Tuesday, 01-Mar-77 00:00:00 GMT", 2026),
+            Some(in_1977)
+        );
+        for junk in [
+            "",
+            "0",
+            "soon",
+            "Sunday, 06-Nov-1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 PST",
+            "Sun Nov 6 08:49:37",
+            "Sun Nov 31 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date_at(junk, 2026), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_and_expires_accept_obsolete_date_forms() {
+        let mut headers = HeaderMap::new();
+        headers.insert(DATE, "Sunday, 06-Nov-94 08:49:37 GMT".parse().unwrap());
+        headers.insert(EXPIRES, "Sun Nov  6 09:49:37 1994".parse().unwrap());
+        assert_eq!(parse_expires(&headers), Some(Duration::from_secs(3600)));
+        // A Retry-After date in the past means "now", not "no hint".
+        headers.insert(RETRY_AFTER, "Sun Nov  6 08:49:37 1994".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
+    }
+
+    #[test]
     fn messages_tell_the_user_what_to_do() {
         let e = FetchError::BlockedAddress {
             host: "127.0.0.1".into(),
@@ -837,5 +938,16 @@ mod tests {
             "the server answered HTTP 503 and asked to retry after 120s"
         );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
+        assert_eq!(e.kind(), RATE_LIMITED);
+        let e = FetchError::HttpStatus {
+            status: 429,
+            retry_after: None,
+        };
+        assert_eq!(e.kind(), RATE_LIMITED);
+        let e = FetchError::HttpStatus {
+            status: 503,
+            retry_after: None,
+        };
+        assert_eq!(e.kind(), "http_status");
     }
 }

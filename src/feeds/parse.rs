@@ -86,25 +86,6 @@ pub fn parse_feed(
     content_type: Option<&str>,
     feed_url: &str,
 ) -> Result<ParsedFeed, ParseError> {
-    // The XML stack below panics on some hostile input (quick-xml's `set_encoding` assertion on
-    // an `<?xml … encoding=…?>` declaration after the root element, reached through feed-rs;
-    // found by the property tests). A body from the web must never take the poller down, so a
-    // panic becomes an ordinary parse error for this one feed. Only owned and borrowed input
-    // crosses the boundary, so nothing observable is left half-updated.
-    std::panic::catch_unwind(|| parse_feed_unguarded(body, content_type, feed_url)).unwrap_or_else(
-        |_| {
-            Err(ParseError::Malformed {
-                detail: "the XML reader gave up on it (internal error)".into(),
-            })
-        },
-    )
-}
-
-fn parse_feed_unguarded(
-    body: &[u8],
-    content_type: Option<&str>,
-    feed_url: &str,
-) -> Result<ParsedFeed, ParseError> {
     let text = decode_body(body, content_type);
     let text = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}');
     if text.trim().is_empty() {
@@ -482,10 +463,8 @@ fn decode_body<'a>(body: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
         (UTF_16LE, rest)
     } else if let Some(rest) = body.strip_prefix(b"\xFE\xFF") {
         (UTF_16BE, rest)
-    } else if body.starts_with(b"<\0?\0") {
-        (UTF_16LE, body)
-    } else if body.starts_with(b"\0<\0?") {
-        (UTF_16BE, body)
+    } else if let Some(utf16) = unmarked_utf16(body, content_type) {
+        (utf16, body)
     } else {
         (sniff_encoding(body, content_type), body)
     };
@@ -498,10 +477,27 @@ fn decode_body<'a>(body: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
     } else {
         encoding.decode_without_bom_handling(bytes).0
     };
-    match strip_prolog_encoding(&decoded) {
+    match neutralise_declarations(&decoded) {
         Some(fixed) => Cow::Owned(fixed),
         None => decoded,
     }
+}
+
+/// UTF-16 without a byte-order mark, told by its shape: XML begins with ASCII markup (`<`,
+/// whitespace), which UTF-16 spells as the byte and a zero (little-endian) or a zero and the
+/// byte (big-endian); XML spec appendix F. A `charset=utf-16…` header alone is not enough (it
+/// is often wrong about a UTF-8 body), but it is believed for a body with zero bytes in it,
+/// which no 8-bit or UTF-8 feed has.
+fn unmarked_utf16(body: &[u8], content_type: Option<&str>) -> Option<&'static Encoding> {
+    let head = body.get(..4)?;
+    let ascii = |b: u8| b != 0 && b.is_ascii();
+    if ascii(head[0]) && head[1] == 0 && ascii(head[2]) && head[3] == 0 {
+        return Some(UTF_16LE);
+    }
+    if head[0] == 0 && ascii(head[1]) && head[2] == 0 && ascii(head[3]) {
+        return Some(UTF_16BE);
+    }
+    header_charset(content_type).filter(|e| (*e == UTF_16LE || *e == UTF_16BE) && body.contains(&0))
 }
 
 /// Picks the encoding of a body without a byte-order mark.
@@ -540,14 +536,14 @@ fn header_charset(content_type: Option<&str>) -> Option<&'static Encoding> {
     })
 }
 
-/// The `encoding` of an XML declaration at the start of `body`.
+/// The `encoding` of the XML declaration near the start of `body`.
 fn prolog_encoding(body: &[u8]) -> Option<String> {
-    let head = &body[..body.len().min(512)];
-    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    // Not only at the very start: servers prepend blank lines, PHP notices and other junk.
+    let head = &body[..body.len().min(1024)];
+    let start = head
+        .windows(6)
+        .position(|w| w.starts_with(b"<?xml") && matches!(w[5], b' ' | b'\t' | b'\r' | b'\n'))?;
     let head = &head[start..];
-    if !head.starts_with(b"<?xml") {
-        return None;
-    }
     let end = head.windows(2).position(|w| w == b"?>")?;
     let decl = std::str::from_utf8(&head[..end]).ok()?;
     let pos = find_attr(decl, "encoding")?;
@@ -559,16 +555,83 @@ fn prolog_encoding(body: &[u8]) -> Option<String> {
     Some(value[1..1 + close].to_string())
 }
 
-/// After transcoding, an `encoding="…"` left in the prolog would make the XML reader decode
-/// the UTF-8 text a second time; replace the declaration with a plain one.
-fn strip_prolog_encoding(text: &str) -> Option<String> {
-    let trimmed = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}');
-    if !trimmed.starts_with("<?xml") {
+/// After transcoding to UTF-8, no XML declaration may name another encoding, or the XML reader
+/// would decode the text a second time (and quick-xml, asked to switch encodings after its
+/// first bytes, panics: a declaration after some garbage, or a second one, was enough). The
+/// declaration at the very start becomes a plain `<?xml version="1.0"?>`; any other one, which
+/// XML allows nowhere but the start, is dropped so the rest can still be read.
+///
+/// The declarations are found by quick-xml's own tokeniser (a string reader, which never
+/// switches encodings), so what counts as one here is exactly what feed-rs's reader would see:
+/// a `<?xml` inside a comment, a CDATA section or a quoted attribute is left alone. Returns
+/// `None` when there is nothing to change.
+fn neutralise_declarations(text: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    if !text.contains("<?xml") {
         return None;
     }
-    let end = trimmed.find("?>")?;
-    find_attr(&trimmed[..end], "encoding")?;
-    Some(format!("<?xml version=\"1.0\"?>{}", &trimmed[end + 2..]))
+    let mut reader = quick_xml::Reader::from_str(text);
+    // Lenient where feed-rs's reader may be, so this one never stops before it does.
+    reader.config_mut().check_end_names = false;
+    reader.config_mut().allow_unmatched_ends = true;
+    let mut spans = Vec::new();
+    // Where this reader gave up, if it did; feed-rs's may read on (it is laxer about `&`).
+    let mut stopped_at = None;
+    loop {
+        let start = usize::try_from(reader.buffer_position()).ok()?;
+        match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Err(_) => {
+                stopped_at = Some(start.min(text.len()));
+                break;
+            }
+            Ok(Event::Decl(_)) => {
+                let end = usize::try_from(reader.buffer_position()).ok()?;
+                spans.push((start, end.min(text.len())));
+            }
+            Ok(_) => {}
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in spans {
+        let at_start = text[..start]
+            .chars()
+            .all(|c| c.is_whitespace() || c == '\u{FEFF}');
+        out.push_str(text.get(copied..start)?);
+        if at_start {
+            out.push_str("<?xml version=\"1.0\"?>");
+        }
+        copied = end;
+    }
+    let mut changed = copied > 0;
+    if let Some(stopped) = stopped_at {
+        // Past that point nothing can be told apart, so every `<?xml` that could open a
+        // declaration is turned into an ordinary processing instruction (`<?xml-…`), which
+        // feed-rs skips. Inserting, not removing, so no new `<?xml` can form from the pieces.
+        let tail = text.get(copied.max(stopped)..)?;
+        out.push_str(text.get(copied..copied.max(stopped))?);
+        let mut rest = tail;
+        while let Some(found) = rest.find("<?xml") {
+            let after = &rest[found + 5..];
+            out.push_str(&rest[..found + 5]);
+            if after.is_empty()
+                || after.starts_with("?>")
+                || after.starts_with([' ', '\t', '\r', '\n'])
+            {
+                out.push('-');
+                changed = true;
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        copied = text.len();
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 /// Converts feed-rs's model into our items.
@@ -936,11 +999,97 @@ mod tests {
     }
 
     #[test]
-    fn a_misplaced_xml_declaration_is_an_error_not_a_panic() {
-        // Minimised by the property tests: feed-rs/quick-xml assert on this.
+    fn misplaced_xml_declarations_are_dropped_not_fatal() {
+        // Minimised by the property tests: feed-rs/quick-xml once panicked on this.
         let body = br#"<feed xmlns="http://www.w3.org/2005/Atom"><?xml version="1.0" encoding="UTF-8"?><?xml version="1.0" encoding="ISO-8859-1"?>"#;
         let err = parse_feed(body, None, "https://a.example/f").unwrap_err();
-        assert_eq!(err.kind(), "malformed_xml");
+        assert_eq!(err.kind(), "malformed_xml", "{err}");
+        // A declaration after whitespace, a BOM or a stray line of garbage (a PHP notice), and a
+        // second one later in the document: the feed is read.
+        let feed_text = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><rss version=\"2.0\">\
+            <channel><?xml version=\"1.0\" encoding=\"UTF-16\"?><item><title>Café</title>\
+            <description><![CDATA[<?xml version=\"1.0\"?> kept]]></description></item>\
+            </channel></rss>";
+        let latin1 = |prefix: &str| {
+            WINDOWS_1252
+                .encode(&format!("{prefix}{feed_text}"))
+                .0
+                .to_vec()
+        };
+        let bodies = [
+            ("none", latin1("")),
+            ("whitespace", latin1("\n\n  ")),
+            ("garbage", latin1("Notice: undefined index in feed.php\n")),
+            ("bom", [b"\xEF\xBB\xBF", feed_text.as_bytes()].concat()),
+        ];
+        for (prefix, body) in bodies {
+            let feed = parse_feed(&body, None, "https://a.example/f")
+                .unwrap_or_else(|e| panic!("{prefix:?}: {e}"));
+            assert_eq!(feed.items.len(), 1, "{prefix:?}");
+            assert_eq!(feed.items[0].title, "Café", "{prefix:?}");
+            assert_eq!(feed.items[0].summary, "kept", "{prefix:?}");
+        }
+    }
+
+    #[test]
+    fn declarations_are_neutralised_outside_comments_and_cdata() {
+        let fixed = |s: &str| neutralise_declarations(s).unwrap_or_else(|| s.to_string());
+        assert_eq!(
+            fixed("<?xml version=\"1.0\" encoding=\"windows-1252\"?><rss/>"),
+            "<?xml version=\"1.0\"?><rss/>"
+        );
+        assert_eq!(fixed("x<?xml version='1.0'?><rss/>"), "x<rss/>");
+        assert_eq!(fixed("<a><?xml?></a>"), "<a></a>");
+        // Found by the property tests: the CDATA opener is inside a quoted attribute.
+        assert_eq!(
+            fixed(
+                "<\"<![CDATA[\"<content type=\"html\"><?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>"
+            ),
+            "<\"<![CDATA[\"<content type=\"html\">"
+        );
+        // Past a point this reader cannot read, every declaration is disarmed.
+        assert_eq!(
+            fixed(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>&<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><?xml?>"
+            ),
+            "<?xml version=\"1.0\"?>&<?xml- version=\"1.0\" encoding=\"ISO-8859-1\"?><?xml-?>"
+        );
+        assert_eq!(
+            fixed("<rss><?xml version='1.0'"),
+            "<rss><?xml- version='1.0'"
+        );
+        let untouched = [
+            "<?xml-stylesheet href=\"a.xsl\"?><rss/>",
+            "<rss><!-- <?xml version='1.0'?> --><![CDATA[<?xml encoding='x'?>]]></rss>",
+            "<rss a=\"<?xml version='1.0'?>\"/>",
+        ];
+        for text in untouched {
+            assert_eq!(neutralise_declarations(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn utf16_without_a_byte_order_mark_is_recognised() {
+        let xml = "<rss version=\"2.0\"><channel><item><title>Zoll auf Fentanyl-Vorstufen – ÄÖÜ</title><guid>1</guid></item></channel></rss>";
+        let le: Vec<u8> = xml.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = xml.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for (body, header) in [
+            (&le, None),
+            (&be, None),
+            (&le, Some("application/rss+xml; charset=utf-16le")),
+            (&be, Some("application/rss+xml; charset=UTF-16BE")),
+        ] {
+            let feed = parse_feed(body, header, URL).unwrap_or_else(|e| panic!("{header:?}: {e}"));
+            assert_eq!(feed.items[0].title, "Zoll auf Fentanyl-Vorstufen – ÄÖÜ");
+        }
+        // The header decides for a body whose first character is not ASCII.
+        let odd = "\u{2003}<rss version=\"2.0\"><channel><item><title>x</title><guid>1</guid></item></channel></rss>";
+        let body: Vec<u8> = odd.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let feed = parse_feed(&body, Some("text/xml; charset=utf-16be"), URL).unwrap();
+        assert_eq!(feed.items[0].title, "x");
+        // A UTF-16 header on a plain UTF-8 body is a server's mistake, not the truth.
+        let feed = parse_feed(xml.as_bytes(), Some("text/xml; charset=utf-16"), URL).unwrap();
+        assert_eq!(feed.items[0].title, "Zoll auf Fentanyl-Vorstufen – ÄÖÜ");
     }
 
     #[test]

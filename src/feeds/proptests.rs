@@ -1,6 +1,10 @@
 //! Property tests over the parse-and-normalise path of a fetched body: whatever bytes a server
 //! sends, parsing returns (no panic), its output is bounded by its input, links are only ever
-//! http(s), and any well-formed feed built from arbitrary text parses with every item.
+//! http(s), and any well-formed feed built from arbitrary text parses with every item, also
+//! with a declaration after junk or a second one inside.
+//!
+//! They call [`parse_feed`] itself, the whole path a poll takes, with no guard in front and none
+//! inside: a panic found here is a bug to fix, not a shape to skip.
 //!
 //! Runs with `cargo test` (a few seconds); `PROPTEST_CASES=20000 cargo test --lib proptests`
 //! searches harder.
@@ -71,6 +75,13 @@ const FRAGMENTS: &[&str] = &[
     "]}",
     "é",
     "\u{202E}",
+    "<?xml?>",
+    "<?xml version=\"1.0\" encoding=\"windows-1252\"?>",
+    "<?xml-stylesheet href=\"s.xsl\"?>",
+    "<!-- <?xml version=\"1.0\" encoding=\"UTF-16\"?> -->",
+    "\"",
+    " a=\"",
+    "Notice: undefined index\n",
 ];
 
 fn fragments() -> impl Strategy<Value = Vec<u8>> {
@@ -174,5 +185,30 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("{e}: {body}")))?;
         prop_assert_eq!(feed.items.len(), items.len());
         check_output(body.as_bytes())?;
+    }
+
+    #[test]
+    fn declarations_after_junk_or_inside_do_not_lose_items(
+        items in prop::collection::vec(xml_text(), 1..6),
+        prefix in prop::sample::select(&["", "\n \t", "\u{FEFF}", "\u{FEFF}\n", "Warning: x\n", "<!-- c -->"][..]),
+        label in prop::sample::select(&["UTF-8", "ISO-8859-1", "windows-1252", "UTF-16", "utf-16le", "bogus"][..]),
+        stray_at in 0usize..6,
+    ) {
+        let decl = format!("<?xml version=\"1.0\" encoding=\"{label}\"?>");
+        let mut body = format!("{prefix}{decl}<rss version=\"2.0\"><channel><title>T</title>");
+        for (n, title) in items.iter().enumerate() {
+            if n == stray_at {
+                body.push_str(&decl);
+            }
+            body.push_str(&format!("<item><title>Item {n} {}</title><guid>id-{n}</guid></item>", escape(title)));
+        }
+        body.push_str("</channel></rss>");
+        let feed = parse_feed(body.as_bytes(), None, FEED_URL)
+            .map_err(|e| TestCaseError::fail(format!("{e}: {body:?}")))?;
+        prop_assert_eq!(feed.items.len(), items.len(), "{:?}", body);
+        for (n, item) in feed.items.iter().enumerate() {
+            let expected = format!("Item {n}");
+            prop_assert!(item.title.starts_with(&expected), "{:?} in {:?}", item.title, body);
+        }
     }
 }

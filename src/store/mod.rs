@@ -57,6 +57,27 @@ pub enum StoreError {
         /// The newest version this program knows.
         known: i64,
     },
+    /// A read-only look found no database file.
+    #[error(
+        "no database at {path} yet: the first `storywatch run` or `storywatch poll --once` creates it"
+    )]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A read-only look found a schema older than this program's, which only a writer upgrades.
+    #[error(
+        "database {path} has schema version {found}, older than this storywatch ({known}); \
+         start the daemon (or run `storywatch poll --once`) once to upgrade it"
+    )]
+    TooOld {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest version this program knows.
+        known: i64,
+    },
     /// Any other SQLite error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -168,7 +189,7 @@ pub struct FeedStatus {
     pub last_attempt_at: Option<Timestamp>,
     /// The last error's text, cleared by a success.
     pub last_error: Option<String>,
-    /// The last error's kind (`timeout`, `http_status`, `parse`, …).
+    /// The last error's kind (`timeout`, `http_status`, `malformed_xml`, `html_page`, …).
     pub last_error_kind: Option<String>,
     /// Failures since the last success.
     pub consecutive_failures: u32,
@@ -281,6 +302,8 @@ pub struct MatchFilter {
     pub until: Option<Timestamp>,
     /// At most this many, newest first.
     pub limit: Option<usize>,
+    /// Skip this many first (paging, with `limit`).
+    pub offset: Option<usize>,
 }
 
 /// A digest as stored.
@@ -420,6 +443,51 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens the existing database at `path` for reading only: never creates it, never
+    /// migrates it, so a look (`storywatch status`) cannot change what the daemon owns.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let open_error = |cause| StoreError::Open {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        // With no writer about (no `-wal` file) even a read-only connection would create the
+        // `-wal` and `-shm` files, owned by whoever looked: `sudo storywatch status` would then
+        // lock the service's own user out of its database. Read as immutable instead, which
+        // creates nothing; everything is in the main file then.
+        let uri = std::path::absolute(path)
+            .ok()
+            .and_then(|absolute| url::Url::from_file_path(absolute).ok());
+        let conn = match uri {
+            Some(mut uri) if !Path::new(&wal).exists() => {
+                uri.set_query(Some("mode=ro&immutable=1"));
+                Connection::open_with_flags(uri.as_str(), flags | OpenFlags::SQLITE_OPEN_URI)
+            }
+            _ => Connection::open_with_flags(path, flags),
+        }
+        .map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_error)?;
+        let known = migrations::MIGRATIONS.len() as i64;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(open_error)?;
+        let path = path.to_path_buf();
+        match found.cmp(&known) {
+            std::cmp::Ordering::Greater => Err(StoreError::TooNew { path, found, known }),
+            std::cmp::Ordering::Less => Err(StoreError::TooOld { path, found, known }),
+            std::cmp::Ordering::Equal => Ok(Store { conn, path }),
+        }
     }
 
     /// The database file.
@@ -754,14 +822,16 @@ impl Store {
                AND (?4 IS NULL OR m.story = ?4)
                AND (?5 IS NULL OR COALESCE(i.published_at, i.first_seen_at) >= ?5)
                AND (?6 IS NULL OR COALESCE(i.published_at, i.first_seen_at) < ?6)
-             ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC LIMIT ?2",
+             ORDER BY COALESCE(i.published_at, i.first_seen_at) DESC, i.id DESC, m.story
+             LIMIT ?2 OFFSET ?7",
             params![
                 review,
                 limit,
                 verdict,
                 filter.story,
                 filter.since.map(to_secs),
-                filter.until.map(to_secs)
+                filter.until.map(to_secs),
+                filter.offset.unwrap_or(0) as i64
             ],
         )
     }
@@ -1449,6 +1519,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("sub/test.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn read_only_open_never_creates_or_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.db");
+        let err = Store::open_read_only(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let mut store = Store::open(&path).unwrap();
+        store.sync_feeds(&[feed("https://a.example/rss")]).unwrap();
+        drop(store);
+        let mut reader = Store::open_read_only(&path).unwrap();
+        assert_eq!(reader.feed_statuses().unwrap().len(), 1);
+        assert!(
+            reader.sync_feeds(&[]).is_err(),
+            "a read-only store refuses writes"
+        );
     }
 
     #[test]

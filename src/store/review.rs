@@ -9,8 +9,8 @@ use rusqlite::{TransactionBehavior, params};
 use serde::Serialize;
 
 use super::{
-    Result, Review, SHOWN_SUMMARY, Store, StoreError, from_secs, parse_verdict, to_secs,
-    verdict_name,
+    MatchFilter, Result, Review, SHOWN_SUMMARY, Store, StoreError, from_secs, parse_verdict,
+    to_secs, verdict_name,
 };
 use crate::item::Item;
 use crate::story::neardup::Signature;
@@ -59,6 +59,9 @@ pub struct SearchHit {
     pub published_at: Option<Timestamp>,
     /// When storywatch first stored it.
     pub first_seen_at: Timestamp,
+    /// The story of the match this hit shows; `None` for an item not matched (in the story
+    /// searched for, or in any).
+    pub story: Option<String>,
     /// The match's verdict, when the item is matched.
     pub verdict: Option<VerdictKind>,
     /// The match's review state, when the item is matched.
@@ -165,38 +168,58 @@ fn item_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Item> {
 impl Store {
     /// Full-text search over every stored item's title and summary, best first. Words are
     /// matched stemmed and case-insensitively; all must occur. An empty query finds nothing.
-    pub fn search_items(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+    ///
+    /// `filter` narrows the results as it narrows [`Store::list_matches`]: a verdict or review
+    /// state keeps matched items only; a story keeps that story's matches and the items it did
+    /// not match (which a reviewer may mark relevant to it); dates, limit and offset apply to
+    /// all. An item matched in several stories gives one hit per story.
+    pub fn search_items(&self, query: &str, filter: &MatchFilter) -> Result<Vec<SearchHit>> {
         let Some(fts) = fts_query(query) else {
             return Ok(Vec::new());
         };
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT i.id, i.title, {SHOWN_SUMMARY}, i.link, COALESCE(i.source, f.title), f.url,
-                    i.published_at, i.first_seen_at,
-                    (SELECT verdict FROM matches WHERE item_id = i.id ORDER BY story LIMIT 1),
-                    (SELECT review FROM matches WHERE item_id = i.id ORDER BY story LIMIT 1)
+                    i.published_at, i.first_seen_at, m.story, m.verdict, m.review
              FROM items_fts JOIN items i ON i.id = items_fts.rowid
                   JOIN feeds f ON f.id = i.feed_id
+                  LEFT JOIN matches m ON m.item_id = i.id AND (?3 IS NULL OR m.story = ?3)
              WHERE items_fts MATCH ?1
-             ORDER BY bm25(items_fts), i.id DESC LIMIT ?2",
+               AND (?4 IS NULL OR m.verdict = ?4) AND (?5 IS NULL OR m.review = ?5)
+               AND (?6 IS NULL OR COALESCE(i.published_at, i.first_seen_at) >= ?6)
+               AND (?7 IS NULL OR COALESCE(i.published_at, i.first_seen_at) < ?7)
+             ORDER BY bm25(items_fts), i.id DESC, m.story LIMIT ?2 OFFSET ?8",
         ))?;
-        let rows = stmt.query_map(params![fts, limit as i64], |row| {
-            Ok((
-                SearchHit {
-                    id: row.get(0)?,
-                    title: row.get(1)?,
-                    summary: row.get(2)?,
-                    link: row.get(3)?,
-                    source: row.get(4)?,
-                    feed_url: row.get(5)?,
-                    published_at: from_secs(row.get(6)?),
-                    first_seen_at: from_secs(row.get(7)?).unwrap_or(Timestamp::UNIX_EPOCH),
-                    verdict: None,
-                    review: None,
-                },
-                row.get::<_, Option<String>>(8)?,
-                row.get::<_, Option<String>>(9)?,
-            ))
-        })?;
+        let rows = stmt.query_map(
+            params![
+                fts,
+                filter.limit.map_or(-1, |l| l as i64),
+                filter.story,
+                filter.verdict.map(verdict_name),
+                filter.review.map(Review::as_str),
+                filter.since.map(to_secs),
+                filter.until.map(to_secs),
+                filter.offset.unwrap_or(0) as i64
+            ],
+            |row| {
+                Ok((
+                    SearchHit {
+                        id: row.get(0)?,
+                        title: row.get(1)?,
+                        summary: row.get(2)?,
+                        link: row.get(3)?,
+                        source: row.get(4)?,
+                        feed_url: row.get(5)?,
+                        published_at: from_secs(row.get(6)?),
+                        first_seen_at: from_secs(row.get(7)?).unwrap_or(Timestamp::UNIX_EPOCH),
+                        story: row.get(8)?,
+                        verdict: None,
+                        review: None,
+                    },
+                    row.get::<_, Option<String>>(9)?,
+                    row.get::<_, Option<String>>(10)?,
+                ))
+            },
+        )?;
         let mut out = Vec::new();
         for row in rows {
             let (mut hit, verdict, review) = row?;
@@ -411,7 +434,7 @@ mod tests {
     use super::*;
     use crate::config::FeedConfig;
     use crate::feeds::Validators;
-    use crate::store::{FetchedPoll, MatchFilter};
+    use crate::store::FetchedPoll;
 
     fn item(key: &str, title: &str) -> Item {
         Item {

@@ -41,12 +41,48 @@ impl StreamCounts {
         for (term, n) in &self.terms {
             upsert.execute(params![term, to_i64(*n)])?;
         }
-        conn.execute(
-            "UPDATE stream_documents SET documents = documents + ?1 WHERE id = 1",
+        let total: i64 = conn.query_row(
+            "UPDATE stream_documents SET documents = documents + ?1 WHERE id = 1
+             RETURNING documents",
             params![to_i64(self.documents)],
+            |row| row.get(0),
         )?;
+        let total = u64::try_from(total).unwrap_or(0);
+        let before = total.saturating_sub(self.documents);
+        if total / PRUNE_EVERY_DOCUMENTS != before / PRUNE_EVERY_DOCUMENTS {
+            prune_terms(conn, MAX_STREAM_TERMS)?;
+        }
         Ok(())
     }
+}
+
+/// Most terms the stream statistics keep. A year of a thousand feeds brings hundreds of
+/// thousands of one-off words (names, typos, numbers); the table, and the memory of a
+/// reweighing that reads it whole, stay bounded by dropping the rarest.
+const MAX_STREAM_TERMS: u64 = 150_000;
+
+/// How often, in counted items, the term count is checked against [`MAX_STREAM_TERMS`].
+const PRUNE_EVERY_DOCUMENTS: u64 = 2_000;
+
+/// Drops the rarest terms until at most `max` are left: first those seen in one item, then
+/// two, and so on. A dropped term reads as unseen in the stream, which for a word seen once or
+/// twice in thousands of items is nearly what its count said; the shipped background still
+/// knows it.
+fn prune_terms(conn: &Connection, max: u64) -> Result<()> {
+    let count = |conn: &Connection| -> Result<u64> {
+        let n: i64 = conn.query_row("SELECT count(*) FROM term_stats", [], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    let mut rarer_than: i64 = 2;
+    while count(conn)? > max {
+        let dropped = conn.execute(
+            "DELETE FROM term_stats WHERE documents < ?1",
+            params![rarer_than],
+        )?;
+        tracing::debug!(dropped, rarer_than, "pruned rare stream terms");
+        rarer_than = rarer_than.saturating_mul(2);
+    }
+    Ok(())
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -89,5 +125,58 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(StreamStats { documents, terms })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE term_stats (term TEXT PRIMARY KEY, documents INTEGER NOT NULL);",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn insert(conn: &Connection, term: &str, documents: i64) {
+        conn.execute(
+            "INSERT INTO term_stats (term, documents) VALUES (?1, ?2)",
+            params![term, documents],
+        )
+        .unwrap();
+    }
+
+    fn terms(conn: &Connection) -> Vec<(String, i64)> {
+        let mut stmt = conn
+            .prepare("SELECT term, documents FROM term_stats ORDER BY term")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn pruning_drops_the_rarest_terms_first_and_keeps_counts() {
+        let conn = table();
+        for (i, n) in [1, 1, 1, 2, 2, 3, 5, 40].into_iter().enumerate() {
+            insert(&conn, &format!("t{i}"), n);
+        }
+        prune_terms(&conn, 8).unwrap();
+        assert_eq!(terms(&conn).len(), 8, "under the cap: nothing dropped");
+        prune_terms(&conn, 5).unwrap();
+        assert_eq!(
+            terms(&conn),
+            [("t3", 2), ("t4", 2), ("t5", 3), ("t6", 5), ("t7", 40)]
+                .map(|(t, n)| (t.to_string(), n))
+        );
+        prune_terms(&conn, 2).unwrap();
+        assert_eq!(
+            terms(&conn),
+            [("t6", 5), ("t7", 40)].map(|(t, n)| (t.to_string(), n))
+        );
     }
 }

@@ -29,6 +29,8 @@
 //! "Development words" are derived, not listed: item words no seed uses that are content words
 //! in the background, and numbers the seeds do not mention (see `Profile::new_actions`).
 
+use std::rc::Rc;
+
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -243,7 +245,7 @@ impl Profile {
     /// Classifies one item.
     ///
     /// `why` explains the verdict in order: the item's words that weigh most in the story
-    /// (`terms: …`), which facets it hits (`facets: fentanyl ✓ China ✓ US ✗`), the score, for
+    /// (`terms: …`), which facets it hits (`facets: fentanyl ✓ China ✓ US ✓`), the score, for
     /// on-topic items the new actions and names (`new: tariff, Busan`), then the nearest
     /// baseline article (`nearest: AFP 2024-01-29`) and the timing that decided between
     /// follow-up and re-report.
@@ -327,8 +329,7 @@ impl Profile {
         };
         let new_actions = self.new_actions(&analysed);
         let new_names = self.new_names(&analysed);
-        let mut new: Vec<String> = new_actions.clone();
-        new.extend(new_names.iter().cloned());
+        let new_found = !new_actions.is_empty() || !new_names.is_empty();
 
         let earliest = self.earliest;
         let (kind, time_reason) = match (item_date, recounted) {
@@ -384,7 +385,7 @@ impl Profile {
                     }
                     _ => format!("time: published {d}, between the baseline events"),
                 };
-                if nearest_cos >= SAME_REPORT_COSINE && new.is_empty() {
+                if nearest_cos >= SAME_REPORT_COSINE && !new_found {
                     (VerdictKind::ReReport, reason)
                 } else {
                     (VerdictKind::FollowUp, reason)
@@ -399,9 +400,8 @@ impl Profile {
                 (kind, "time: undated".to_string())
             }
         };
-        if !new.is_empty() {
-            new.truncate(5);
-            why.push(format!("new: {}", new.join(", ")));
+        if new_found {
+            why.push(explain_new(&new_actions, &new_names));
         }
         let id = self.baselines[nearest].id.clone();
         why.push(format!("nearest: {}", self.describe(&id)));
@@ -458,9 +458,9 @@ impl Profile {
     /// in the background (rarer than [`ACTION_RARITY`]), written in lower case (names are
     /// counted by [`Profile::new_names`]), and numbers the seeds do not mention (years are
     /// left to the timing rules). Found from the seeds and the background, not from a list.
-    fn new_actions(&self, analysed: &text::Analysed) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for tok in &analysed.tokens {
+    fn new_actions(&self, analysed: &text::Analysed) -> Vec<NewWord> {
+        let mut out: Vec<NewWord> = Vec::new();
+        for (i, tok) in analysed.tokens.iter().enumerate() {
             let t: &str = &tok.term;
             if self.seed_vocabulary.contains(t) || self.excluded.contains(t) {
                 continue;
@@ -475,8 +475,18 @@ impl Profile {
                 let lower = analysed.caps || !surface.starts_with(char::is_uppercase);
                 lower && self.background.rarity(t) >= ACTION_RARITY
             };
-            if new && !out.iter().any(|s| s == surface) {
-                out.push(surface.to_string());
+            // One word form per term: "tariff" and "tariffs" are one development word.
+            if new && !out.iter().any(|w| *w.term == *t) {
+                let shown = if number {
+                    figure_with_unit(analysed, i)
+                } else {
+                    without_possessive(surface).to_string()
+                };
+                out.push(NewWord {
+                    term: tok.term.clone(),
+                    shown,
+                    figure: number,
+                });
             }
         }
         out
@@ -489,7 +499,7 @@ impl Profile {
             let unknown = analysed.tokens[run.clone()].iter().all(|tok| {
                 !self.known_names.contains(&*tok.term) && !self.seed_vocabulary.contains(&*tok.term)
             });
-            let name = analysed.run_text(&run);
+            let name = without_possessive(analysed.run_text(&run));
             if unknown && !out.iter().any(|n| n == name) {
                 out.push(name.to_string());
                 if out.len() == 3 {
@@ -527,16 +537,80 @@ impl Profile {
         format!("terms: {}", shown.join(", "))
     }
 
-    /// `facets: fentanyl ✓ China ✗ US ✓` line.
+    /// `facets: fentanyl ✓ China ✗ US ✓` line. A supporting facet is shown only when the
+    /// item touches it: missing the default setting (the US, in US news) is no reason against
+    /// an item, and a cross there reads like one.
     fn explain_facets(&self, sig: &Signals) -> String {
         let mut out = String::from("facets:");
         for (f, &s) in self.facets.iter().zip(&sig.facet) {
+            if !f.required && s <= 0.0 {
+                continue;
+            }
             out.push(' ');
             out.push_str(&f.name);
             out.push_str(if s > 0.0 { " ✓" } else { " ✗" });
         }
         out
     }
+}
+
+/// A development word found in an item: its term (to count each word once whatever its
+/// form) and how the explanation shows it.
+struct NewWord {
+    term: Rc<str>,
+    shown: String,
+    /// A number: shown after the words, since a bare figure says less than a word.
+    figure: bool,
+}
+
+/// `new: tariffs, Busan, 10 percent` line: new words in reading order, then new names, then
+/// figures, at most five in all.
+fn explain_new(actions: &[NewWord], names: &[String]) -> String {
+    let words = actions
+        .iter()
+        .filter(|w| !w.figure)
+        .map(|w| w.shown.as_str());
+    let figures = actions
+        .iter()
+        .filter(|w| w.figure)
+        .map(|w| w.shown.as_str());
+    let mut shown: Vec<&str> = Vec::with_capacity(5);
+    for s in words.chain(names.iter().map(String::as_str)).chain(figures) {
+        if shown.len() == 5 {
+            break;
+        }
+        if !shown.iter().any(|x| x.eq_ignore_ascii_case(s)) {
+            shown.push(s);
+        }
+    }
+    format!("new: {}", shown.join(", "))
+}
+
+/// A figure with the word right after it when that word is a term ("13 chemicals",
+/// "10 percent"); alone when a stopword or punctuation follows ("from 20 to 10").
+fn figure_with_unit(analysed: &text::Analysed, index: usize) -> String {
+    let tok = &analysed.tokens[index];
+    let figure = &analysed.text[tok.span.clone()];
+    if let Some(next) = analysed.tokens.get(index + 1) {
+        let between = analysed
+            .text
+            .get(tok.span.end..next.span.start)
+            .unwrap_or("");
+        let unit = &analysed.text[next.span.clone()];
+        if between == " " && unit.starts_with(|c: char| c.is_alphabetic()) {
+            return format!("{figure} {unit}");
+        }
+    }
+    figure.to_string()
+}
+
+/// A word or name without its possessive ending (`Patel's` → `Patel`).
+fn without_possessive(word: &str) -> &str {
+    ["'s", "’s", "'", "’"]
+        .iter()
+        .find_map(|end| word.strip_suffix(end))
+        .filter(|w| !w.is_empty())
+        .unwrap_or(word)
 }
 
 /// A number in [0, 1]-ish shown with two decimals through integer formatting: this line is
@@ -689,6 +763,67 @@ mod tests {
                 .iter()
                 .any(|w| w.starts_with("terms: ") && w.contains("fentanyl"))
         );
+    }
+
+    #[test]
+    fn explanation_shows_each_new_word_once_names_plain_and_figures_with_units() {
+        let p = profile();
+        let v = classify(
+            &p,
+            "Trump cuts fentanyl tariffs on China to 10 percent after Busan meeting with Xi",
+            "Trump's tariff cut, from 20 to 10, follows Beijing's curbs on 13 chemicals.",
+            "2025-10-30",
+        );
+        let new = v
+            .why
+            .iter()
+            .find(|w| w.starts_with("new: "))
+            .unwrap_or_else(|| panic!("no new line: {:?}", v.why));
+        let shown: Vec<&str> = new["new: ".len()..].split(", ").collect();
+        assert!(
+            !(shown.contains(&"tariffs") && shown.contains(&"tariff")),
+            "{new}"
+        );
+        assert!(!shown.iter().any(|s| s.ends_with("'s")), "{new}");
+        let first_figure = shown
+            .iter()
+            .position(|s| s.starts_with(|c: char| c.is_ascii_digit()));
+        if let Some(i) = first_figure {
+            assert!(
+                shown[i..]
+                    .iter()
+                    .all(|s| s.starts_with(|c: char| c.is_ascii_digit())),
+                "figures come last: {new}"
+            );
+            assert!(shown.contains(&"10 percent"), "{new}");
+        }
+        // The US is a supporting facet: not shown as a miss.
+        assert!(
+            v.why
+                .iter()
+                .any(|w| w.starts_with("facets: ") && !w.contains("US ✗")),
+            "{:?}",
+            v.why
+        );
+    }
+
+    #[test]
+    fn possessives_and_figures_are_shown_plainly() {
+        assert_eq!(without_possessive("Patel's"), "Patel");
+        assert_eq!(without_possessive("Patel’s"), "Patel");
+        assert_eq!(without_possessive("States'"), "States");
+        assert_eq!(without_possessive("'s"), "'s");
+        assert_eq!(without_possessive("Busan"), "Busan");
+        let a = text::analyse("lower from 20 to 10 percent on 13 chemicals.");
+        let at = |w: &str| {
+            a.tokens
+                .iter()
+                .position(|t| &a.text[t.span.clone()] == w)
+                .unwrap_or_else(|| panic!("{w} not a token"))
+        };
+        assert_eq!(figure_with_unit(&a, at("20")), "20");
+        assert_eq!(figure_with_unit(&a, at("10")), "10 percent");
+        assert_eq!(figure_with_unit(&a, at("13")), "13 chemicals");
     }
 
     #[test]

@@ -103,12 +103,9 @@ struct ManifestEntry {
 
 type Manifest = BTreeMap<toml::Spanned<String>, ManifestEntry>;
 
-/// Loads every baseline article in `dir`, sorted by id.
-///
-/// Reads `*.txt` files and, when present, the manifest `seeds.toml`, whose values win over what
-/// is read from the text. Fails with a message naming the file and the fix when the folder is
-/// empty, a file is unreadable, or the manifest is malformed or names an unknown file.
-pub fn load_seeds(dir: &Path) -> Result<Vec<BaselineArticle>, SeedError> {
+/// The baseline article files of a seed folder (its `*.txt` files), sorted; empty when it
+/// has none. The config check uses it to point at the `seeds` line of an empty folder.
+pub fn seed_files(dir: &Path) -> Result<Vec<PathBuf>, SeedError> {
     let folder_err = |cause| SeedError::Folder {
         path: dir.to_path_buf(),
         cause,
@@ -121,6 +118,16 @@ pub fn load_seeds(dir: &Path) -> Result<Vec<BaselineArticle>, SeedError> {
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// Loads every baseline article in `dir`, sorted by id.
+///
+/// Reads `*.txt` files and, when present, the manifest `seeds.toml`, whose values win over what
+/// is read from the text. Fails with a message naming the file and the fix when the folder is
+/// empty, a file is unreadable, or the manifest is malformed or names an unknown file.
+pub fn load_seeds(dir: &Path) -> Result<Vec<BaselineArticle>, SeedError> {
+    let files = seed_files(dir)?;
     if files.is_empty() {
         return Err(SeedError::NoSeeds {
             path: dir.to_path_buf(),

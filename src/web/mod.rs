@@ -11,7 +11,7 @@ mod pages;
 mod security;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -29,15 +29,18 @@ use crate::digest::atom::atom_feed;
 pub use security::{TOKEN_COOKIE, random_token};
 
 use crate::daemon::Shutdown;
-use crate::pipeline::Story;
+use crate::pipeline::{Stories, Story};
 use crate::store::{MatchFilter, Review, Store, StoreError};
 use crate::story::{BaselineArticle, VerdictKind};
 
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
-/// How many rows a list or search shows at most.
-const PAGE_LIMIT: usize = 200;
+/// How many rows one page of the list or of search results shows.
+pub const PAGE_SIZE: usize = 50;
+
+/// How many matches the Atom feed carries.
+const FEED_LIMIT: usize = 200;
 
 /// A problem starting or running the web server.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +63,8 @@ pub enum WebError {
     Serve(std::io::Error),
 }
 
-/// What the pages show of the story: fixed at start (a reload of the daemon's story is shown
-/// after a restart of the page).
+/// What the pages show of one story. The daemon replaces the set on reload (see
+/// [`StoryViews`]); clones of the [`Story`] inside share what it learned.
 #[derive(Debug, Clone)]
 pub struct StoryView {
     /// The story's name (also the key its matches are stored under).
@@ -83,6 +86,35 @@ impl StoryView {
             summary: story.profile.summary(),
             story: Some(story.clone()),
         }
+    }
+}
+
+/// The stories the pages show, in config order, shared with the daemon: a reload (SIGHUP)
+/// rebuilds the stories and [`StoryViews::replace`] hands them to the page without a restart.
+#[derive(Debug, Clone)]
+pub struct StoryViews(Arc<RwLock<Arc<[StoryView]>>>);
+
+impl StoryViews {
+    /// A set of views (the pages need at least one to mark items by hand).
+    pub fn new(views: Vec<StoryView>) -> StoryViews {
+        StoryViews(Arc::new(RwLock::new(views.into())))
+    }
+
+    /// The views of every loaded story.
+    pub fn of(stories: &Stories) -> StoryViews {
+        StoryViews::new(stories.iter().map(StoryView::from_story).collect())
+    }
+
+    /// Shows `stories` from the next request on.
+    pub fn replace(&self, stories: &Stories) {
+        let views: Arc<[StoryView]> = stories.iter().map(StoryView::from_story).collect();
+        // A panic while swapping leaves the old or the new list, both usable.
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = views;
+    }
+
+    /// The stories as of now (a request keeps its snapshot while a reload swaps them).
+    pub fn current(&self) -> Arc<[StoryView]> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -119,7 +151,7 @@ pub struct WebState {
 
 struct Inner {
     store: Arc<Mutex<Store>>,
-    story: StoryView,
+    stories: StoryViews,
     csrf: String,
     token: Option<String>,
     allowed_hosts: Option<Vec<String>>,
@@ -128,17 +160,17 @@ struct Inner {
 }
 
 impl WebState {
-    /// State for a server over `store`, with a fresh random CSRF token.
+    /// State for a server over `store` showing `stories`, with a fresh random CSRF token.
     pub fn new(
         store: Arc<Mutex<Store>>,
-        story: StoryView,
+        stories: StoryViews,
         options: WebOptions,
     ) -> Result<WebState, WebError> {
         let csrf = random_token().map_err(|err| WebError::Random(err.to_string()))?;
         Ok(WebState {
             inner: Arc::new(Inner {
                 store,
-                story,
+                stories,
                 csrf,
                 token: options.token,
                 allowed_hosts: security::allowed_hosts(options.listen),
@@ -196,10 +228,11 @@ pub async fn serve(
 }
 
 /// Starts the review page for the daemon when `[web]` is configured: binds now, serves in a
-/// task until `shutdown`. `None` when the section is absent.
+/// task until `shutdown`, showing `stories` (which the daemon replaces on reload). `None`
+/// when the section is absent.
 pub async fn start_for_daemon(
     config: &crate::config::Config,
-    story: &Story,
+    stories: &StoryViews,
     store: &Arc<Mutex<Store>>,
     shutdown: Shutdown,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, WebError> {
@@ -210,7 +243,7 @@ pub async fn start_for_daemon(
     let listen = listener.local_addr().map_err(WebError::Serve)?;
     let state = WebState::new(
         Arc::clone(store),
-        StoryView::from_story(story),
+        stories.clone(),
         WebOptions {
             listen,
             token: web.token.clone(),
@@ -287,10 +320,12 @@ async fn with_store<T: Send + 'static>(
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
     q: Option<String>,
+    story: Option<String>,
     verdict: Option<String>,
     review: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    page: Option<String>,
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -322,13 +357,29 @@ fn day_start(text: &str, zone: &TimeZone, days: i64) -> Option<Timestamp> {
     date.to_zoned(zone.clone()).ok().map(|z| z.timestamp())
 }
 
-async fn list(
-    State(state): State<WebState>,
-    Query(query): Query<ListQuery>,
-) -> Result<Html<String>, PageError> {
-    let zone = &state.inner.timezone;
+/// The deepest page served: far beyond any real list, and small enough that the offset never
+/// overflows.
+const MAX_PAGE: usize = 1_000_000;
+
+/// The store filter and the echoed form values of a list query; a bad value is a 400 that
+/// says what is accepted.
+fn list_filter(
+    query: &ListQuery,
+    zone: &TimeZone,
+) -> Result<(MatchFilter, pages::Filters), PageError> {
+    let page = match non_empty(&query.page) {
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|p| (1..=MAX_PAGE).contains(p))
+            .ok_or_else(|| bad_request(format!("page must be a number from 1 to {MAX_PAGE}")))?,
+        None => 1,
+    };
+    // One row more than a page tells whether there is a next page.
     let mut filter = MatchFilter {
-        limit: Some(PAGE_LIMIT),
+        story: non_empty(&query.story).map(str::to_string),
+        limit: Some(PAGE_SIZE + 1),
+        offset: Some((page - 1) * PAGE_SIZE),
         ..MatchFilter::default()
     };
     if let Some(v) = non_empty(&query.verdict) {
@@ -352,51 +403,49 @@ async fn list(
         filter.until =
             Some(day_start(d, zone, 1).ok_or_else(|| bad_request("to must be a date YYYY-MM-DD"))?);
     }
-    let search = non_empty(&query.q).map(str::to_string);
+    let echo = |v: &Option<String>| non_empty(v).unwrap_or_default().to_string();
     let filters = pages::Filters {
-        q: search.clone().unwrap_or_default(),
-        verdict: non_empty(&query.verdict).unwrap_or_default().to_string(),
-        review: non_empty(&query.review).unwrap_or_default().to_string(),
-        since: non_empty(&query.since).unwrap_or_default().to_string(),
-        until: non_empty(&query.until).unwrap_or_default().to_string(),
+        q: echo(&query.q),
+        story: echo(&query.story),
+        verdict: echo(&query.verdict),
+        review: echo(&query.review),
+        since: echo(&query.since),
+        until: echo(&query.until),
+        page,
+        more: false,
     };
-    let (matches, hits) = with_store(&state, move |s| match search {
-        Some(q) => Ok((Vec::new(), Some(s.search_items(&q, PAGE_LIMIT)?))),
+    Ok((filter, filters))
+}
+
+async fn list(
+    State(state): State<WebState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Html<String>, PageError> {
+    let zone = &state.inner.timezone;
+    let (filter, mut filters) = list_filter(&query, zone)?;
+    let search = non_empty(&query.q).map(str::to_string);
+    let (mut matches, mut hits) = with_store(&state, move |s| match search {
+        Some(q) => Ok((Vec::new(), Some(s.search_items(&q, &filter)?))),
         None => Ok((s.list_matches(&filter)?, None)),
     })
     .await?;
-    let back = back_url(&filters);
+    let shown = hits.as_ref().map_or(matches.len(), Vec::len);
+    filters.more = shown > PAGE_SIZE;
+    matches.truncate(PAGE_SIZE);
+    if let Some(hits) = hits.as_mut() {
+        hits.truncate(PAGE_SIZE);
+    }
+    let back = filters.url(filters.page);
+    let stories = state.inner.stories.current();
     let cx = pages::CardContext {
         csrf: &state.inner.csrf,
         back: &back,
-        story: &state.inner.story,
+        stories: &stories,
         zone,
     };
     Ok(Html(
         pages::list_page(&filters, &matches, hits.as_deref(), &cx).into_string(),
     ))
-}
-
-/// The list URL with the same filters, for the forms to return to.
-fn back_url(f: &pages::Filters) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in [
-        ("q", &f.q),
-        ("verdict", &f.verdict),
-        ("review", &f.review),
-        ("since", &f.since),
-        ("until", &f.until),
-    ] {
-        if !value.is_empty() {
-            query.append_pair(key, value);
-        }
-    }
-    let query = query.finish();
-    if query.is_empty() {
-        "/".to_string()
-    } else {
-        format!("/?{query}")
-    }
 }
 
 /// A mark button's form.
@@ -405,6 +454,8 @@ struct MarkForm {
     csrf: Option<String>,
     state: Option<String>,
     back: Option<String>,
+    /// The story of the row the button belongs to (optional with one story).
+    story: Option<String>,
 }
 
 async fn mark(
@@ -423,15 +474,28 @@ async fn mark(
         .as_deref()
         .and_then(parse_review)
         .ok_or_else(|| bad_request("state must be relevant, irrelevant or unreviewed"))?;
-    let story = state.inner.story.name.clone();
+    let stories = state.inner.stories.current();
+    // Each story learns from its own marks, so a mark is for one (item, story) pair.
+    let story = match (non_empty(&form.story), &stories[..]) {
+        (Some(name), _) => name.to_string(),
+        (None, [only]) => only.name.clone(),
+        (None, _) => {
+            return Err(bad_request(
+                "Several stories are followed: the form must say which story the mark is for.",
+            ));
+        }
+    };
+    // Only a followed story may gain a match by hand; old stories' matches can still be marked.
+    let followed = stories.iter().any(|v| v.name == story);
     let now = Timestamp::now();
+    let key = story.clone();
     let found = with_store(&state, move |s| {
-        if s.mark(id, review, now)? {
+        if s.mark_for_story(id, &key, review, now)? {
             return Ok(true);
         }
         // An item the matcher passed over: marking it relevant adds it as a match.
-        if review == Review::Relevant {
-            return s.mark_item_relevant(id, &story, now);
+        if review == Review::Relevant && followed {
+            return s.mark_item_relevant(id, &key, now);
         }
         Ok(false)
     })
@@ -439,16 +503,35 @@ async fn mark(
     if !found {
         return Err(PageError(
             StatusCode::NOT_FOUND,
-            format!("No stored item #{id} to mark."),
+            format!("No stored item #{id} to mark for the story {story:?}."),
         ));
     }
-    info!(item = id, review = review.as_str(), "marked");
+    info!(item = id, story = %story, review = review.as_str(), "marked");
     Ok(Redirect::to(security::local_path(form.back.as_deref())).into_response())
 }
 
-async fn story(State(state): State<WebState>) -> Result<Html<String>, PageError> {
-    let name = state.inner.story.name.clone();
-    let learner = state.inner.story.story.clone();
+/// The story page's query: which story (optional with one).
+#[derive(Debug, Default, Deserialize)]
+struct StoryQuery {
+    name: Option<String>,
+}
+
+async fn story(
+    State(state): State<WebState>,
+    Query(query): Query<StoryQuery>,
+) -> Result<Html<String>, PageError> {
+    let stories = state.inner.stories.current();
+    let view = match (non_empty(&query.name), &stories[..]) {
+        (Some(name), _) => stories
+            .iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| PageError(StatusCode::NOT_FOUND, format!("No story named {name:?}.")))?
+            .clone(),
+        (None, [only]) => only.clone(),
+        (None, _) => return Ok(Html(pages::story_chooser(&stories).into_string())),
+    };
+    let name = view.name.clone();
+    let learner = view.story.clone();
     let (timeline, learning) = with_store(&state, move |s| {
         // What review taught: re-learned here when marks changed since the last look.
         let learning = match &learner {
@@ -474,7 +557,8 @@ async fn story(State(state): State<WebState>) -> Result<Html<String>, PageError>
     .await?;
     Ok(Html(
         pages::story_page(
-            &state.inner.story,
+            &view,
+            &stories,
             learning.as_ref(),
             &timeline,
             &state.inner.timezone,
@@ -485,15 +569,16 @@ async fn story(State(state): State<WebState>) -> Result<Html<String>, PageError>
 
 async fn feeds(State(state): State<WebState>) -> Result<Html<String>, PageError> {
     let feeds = with_store(&state, |s| s.feed_statuses()).await?;
+    let stories = state.inner.stories.current();
     Ok(Html(
-        pages::feeds_page(&state.inner.story.name, &feeds, &state.inner.timezone).into_string(),
+        pages::feeds_page(&stories, &feeds, &state.inner.timezone).into_string(),
     ))
 }
 
 async fn feed_atom(State(state): State<WebState>) -> Result<Response, PageError> {
     let matches = with_store(&state, |s| {
         let all = s.list_matches(&MatchFilter {
-            limit: Some(PAGE_LIMIT),
+            limit: Some(FEED_LIMIT),
             ..MatchFilter::default()
         })?;
         Ok(all
@@ -502,7 +587,8 @@ async fn feed_atom(State(state): State<WebState>) -> Result<Response, PageError>
             .collect::<Vec<_>>())
     })
     .await?;
-    let body = atom_feed(&state.inner.story.name, &matches, Timestamp::now());
+    let title = pages::names(&state.inner.stories.current());
+    let body = atom_feed(&title, &matches, Timestamp::now());
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -557,8 +643,18 @@ async fn readyz(State(state): State<WebState>) -> Response {
     (StatusCode::OK, "ready").into_response()
 }
 
-async fn login_form(State(state): State<WebState>) -> Html<String> {
-    Html(pages::login(&state.inner.csrf, false).into_string())
+/// `/login?next=PATH`: where to go after logging in.
+#[derive(Debug, Default, Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+async fn login_form(
+    State(state): State<WebState>,
+    Query(query): Query<LoginQuery>,
+) -> Html<String> {
+    let next = security::local_path(query.next.as_deref());
+    Html(pages::login(&state.inner.csrf, false, next).into_string())
 }
 
 /// The login form's fields.
@@ -566,14 +662,17 @@ async fn login_form(State(state): State<WebState>) -> Html<String> {
 struct LoginForm {
     csrf: Option<String>,
     token: Option<String>,
+    /// The page asked for before the login (a local path; anything else goes to `/`).
+    next: Option<String>,
 }
 
 async fn login(State(state): State<WebState>, Form(form): Form<LoginForm>) -> Response {
     if !security::csrf_ok(&state, form.csrf.as_deref()) {
         return (StatusCode::FORBIDDEN, "stale form; reload the login page").into_response();
     }
+    let next = security::local_path(form.next.as_deref());
     let Some(token) = &state.inner.token else {
-        return Redirect::to("/").into_response();
+        return Redirect::to(next).into_response();
     };
     if !form
         .token
@@ -582,11 +681,11 @@ async fn login(State(state): State<WebState>, Form(form): Form<LoginForm>) -> Re
     {
         return (
             StatusCode::UNAUTHORIZED,
-            Html(pages::login(&state.inner.csrf, true).into_string()),
+            Html(pages::login(&state.inner.csrf, true, next).into_string()),
         )
             .into_response();
     }
-    let mut response = Redirect::to("/").into_response();
+    let mut response = Redirect::to(next).into_response();
     if let Ok(cookie) = HeaderValue::from_str(&security::login_cookie(token)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }

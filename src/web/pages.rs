@@ -35,8 +35,18 @@ fn when(time: Timestamp, zone: &TimeZone) -> String {
         .to_string()
 }
 
-/// The page frame: navigation, the stylesheet and the shortcut script from the binary.
-pub fn layout(title: &str, story: &str, body: Markup) -> Markup {
+/// The followed stories' names joined for titles (`A · B`).
+pub fn names(stories: &[StoryView]) -> String {
+    stories
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The page frame: navigation, the stylesheet and the shortcut script from the binary. With
+/// several stories the nav's story link leads to the chooser.
+pub fn layout(title: &str, stories: &[StoryView], body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -51,11 +61,12 @@ pub fn layout(title: &str, story: &str, body: Markup) -> Markup {
             body {
                 header.top {
                     h1 { "storywatch" }
-                    span.meta { (story) }
+                    span.meta { (names(stories)) }
                     nav {
                         a href="/" { "Matches" }
                         a href="/?review=unreviewed" { "To review" }
-                        a href="/story" { "Story" }
+                        @if stories.len() > 1 { a href="/story" { "Stories" } }
+                        @else { a href="/story" { "Story" } }
                         a href="/feeds" { "Feeds" }
                         a href="/feed.atom" { "Atom" }
                     }
@@ -66,11 +77,13 @@ pub fn layout(title: &str, story: &str, body: Markup) -> Markup {
     }
 }
 
-/// The filters the list page was asked for, echoed back into its form.
-#[derive(Debug, Default, Clone)]
+/// The filters the list page was asked for, echoed back into its form and its links.
+#[derive(Debug, Clone)]
 pub struct Filters {
     /// Full-text query.
     pub q: String,
+    /// Story filter value (a story's name).
+    pub story: String,
     /// Verdict filter value.
     pub verdict: String,
     /// Review filter value.
@@ -79,6 +92,53 @@ pub struct Filters {
     pub since: String,
     /// Last day, `YYYY-MM-DD`.
     pub until: String,
+    /// The page shown, from 1.
+    pub page: usize,
+    /// Whether rows follow on the next page.
+    pub more: bool,
+}
+
+impl Default for Filters {
+    fn default() -> Filters {
+        Filters {
+            q: String::new(),
+            story: String::new(),
+            verdict: String::new(),
+            review: String::new(),
+            since: String::new(),
+            until: String::new(),
+            page: 1,
+            more: false,
+        }
+    }
+}
+
+impl Filters {
+    /// The list URL with these filters at `page`: for the pager and for forms to return to.
+    pub fn url(&self, page: usize) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("q", &self.q),
+            ("story", &self.story),
+            ("verdict", &self.verdict),
+            ("review", &self.review),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if !value.is_empty() {
+                query.append_pair(key, value);
+            }
+        }
+        if page > 1 {
+            query.append_pair("page", &page.to_string());
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/?{query}")
+        }
+    }
 }
 
 fn option(value: &str, label: &str, current: &str) -> Markup {
@@ -88,10 +148,21 @@ fn option(value: &str, label: &str, current: &str) -> Markup {
     }
 }
 
-fn filter_form(f: &Filters) -> Markup {
+fn filter_form(f: &Filters, stories: &[StoryView]) -> Markup {
     html! {
         form.filters method="get" action="/" {
             label { "Search all items" input #q type="search" name="q" value=(f.q) placeholder="words…"; }
+            @if stories.len() > 1 || !f.story.is_empty() {
+                label { "Story"
+                    select name="story" {
+                        (option("", "any", &f.story))
+                        @for s in stories { (option(&s.name, &s.name, &f.story)) }
+                        @if !f.story.is_empty() && !stories.iter().any(|s| s.name == f.story) {
+                            (option(&f.story, &f.story, &f.story))
+                        }
+                    }
+                }
+            }
             label { "Verdict"
                 select name="verdict" {
                     (option("", "any", &f.verdict))
@@ -117,11 +188,39 @@ fn filter_form(f: &Filters) -> Markup {
     }
 }
 
-fn mark_form(id: i64, state: &str, label: &str, csrf: &str, back: &str) -> Markup {
+/// The element id of one (item, story) row: an item matched by two stories is two rows, each
+/// with its own buttons, so the id carries the story (hashed: names may hold any character).
+pub fn anchor(id: i64, story: Option<&str>) -> String {
+    match story {
+        // FNV-1a: stable across builds, so a bookmarked anchor survives an upgrade.
+        Some(name) => {
+            let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            format!("item-{id}-{hash:08x}")
+        }
+        None => format!("item-{id}"),
+    }
+}
+
+/// A badge: the class names the value, for the stylesheet's colours.
+fn badge(class: &str, label: &str) -> Markup {
+    html! { span class=(format!("badge {class}")) { (label) } }
+}
+
+fn mark_form(
+    id: i64,
+    story: &str,
+    state: &str,
+    label: &str,
+    cx: &CardContext<'_>,
+    back: &str,
+) -> Markup {
     html! {
         form class=(format!("mark-{state}")) method="post" action=(format!("/items/{id}/mark")) {
-            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="csrf" value=(cx.csrf);
             input type="hidden" name="state" value=(state);
+            input type="hidden" name="story" value=(story);
             input type="hidden" name="back" value=(back);
             button type="submit" { (label) }
         }
@@ -145,25 +244,38 @@ pub struct CardContext<'a> {
     pub csrf: &'a str,
     /// The page to come back to after a mark (local path with query).
     pub back: &'a str,
-    /// The story, for baseline titles.
-    pub story: &'a StoryView,
+    /// The followed stories, for baseline titles and the story of unmatched search results.
+    pub stories: &'a [StoryView],
     /// Display time zone.
     pub zone: &'a TimeZone,
 }
 
-/// One matched item with its mark buttons.
+impl CardContext<'_> {
+    fn several(&self) -> bool {
+        self.stories.len() > 1
+    }
+}
+
+/// One matched item with its mark buttons, for its (item, story) pair.
 pub fn match_card(m: &MatchRow, cx: &CardContext<'_>) -> Markup {
-    let back = format!("{}#item-{}", cx.back, m.id);
-    let baseline = m
-        .baseline
-        .as_deref()
-        .map(|id| (id, cx.story.baselines.iter().find(|b| b.id == id)));
+    let anchor = anchor(m.id, Some(&m.story));
+    let back = format!("{}#{anchor}", cx.back);
+    let baseline = m.baseline.as_deref().map(|id| {
+        let found = cx
+            .stories
+            .iter()
+            .filter(|s| s.name == m.story)
+            .flat_map(|s| &s.baselines)
+            .find(|b| b.id == id);
+        (id, found)
+    });
     html! {
-        article id=(format!("item-{}", m.id)) class=(format!("item {}", m.review.as_str())) data-id=(m.id) {
+        article id=(anchor) class=(format!("item {}", m.review.as_str())) data-id=(m.id) data-story=(m.story) {
             (headline(&m.title, m.link.as_deref()))
             div.meta {
-                span.badge class=(verdict_key(m.verdict)) { (verdict_label(m.verdict)) }
-                span.badge class=(m.review.as_str()) { (m.review.as_str()) }
+                @if cx.several() { (badge("story", &m.story)) }
+                (badge(verdict_key(m.verdict), verdict_label(m.verdict)))
+                (badge(m.review.as_str(), m.review.as_str()))
                 "score " (format!("{:.2}", m.score)) " · "
                 (m.source.as_deref().unwrap_or("unknown outlet")) " · "
                 (when(m.published_at.unwrap_or(m.first_seen_at), cx.zone))
@@ -198,40 +310,54 @@ pub fn match_card(m: &MatchRow, cx: &CardContext<'_>) -> Markup {
                 ul.why { @for reason in &m.why { li { (reason) } } }
             }
             div.actions {
-                (mark_form(m.id, "relevant", "Relevant (r)", cx.csrf, &back))
-                (mark_form(m.id, "irrelevant", "Irrelevant (x)", cx.csrf, &back))
+                (mark_form(m.id, &m.story, "relevant", "Relevant (r)", cx, &back))
+                (mark_form(m.id, &m.story, "irrelevant", "Irrelevant (x)", cx, &back))
                 @if m.review != Review::Unreviewed {
-                    (mark_form(m.id, "unreviewed", "Undo (u)", cx.csrf, &back))
+                    (mark_form(m.id, &m.story, "unreviewed", "Undo (u)", cx, &back))
                 }
             }
         }
     }
 }
 
-/// One full-text search result; unmatched ones can be marked relevant (a missed follow-up).
-pub fn search_card(hit: &SearchHit, cx: &CardContext<'_>) -> Markup {
-    let back = format!("{}#item-{}", cx.back, hit.id);
+/// One full-text search result; unmatched ones can be marked relevant (a missed follow-up) to
+/// the story searched in, or with several stories and none chosen, to any of them.
+pub fn search_card(hit: &SearchHit, searched: &str, cx: &CardContext<'_>) -> Markup {
+    let anchor = anchor(hit.id, hit.story.as_deref());
+    let back = format!("{}#{anchor}", cx.back);
     let review = hit.review.map_or("unmatched", Review::as_str);
+    let targets: Vec<&str> = match (&hit.story, searched) {
+        (Some(story), _) => vec![story.as_str()],
+        (None, "") => cx.stories.iter().map(|s| s.name.as_str()).collect(),
+        (None, searched) => vec![searched],
+    };
     html! {
-        article id=(format!("item-{}", hit.id)) class=(format!("item {review}")) data-id=(hit.id) {
+        article id=(anchor) class=(format!("item {review}")) data-id=(hit.id) {
             (headline(&hit.title, hit.link.as_deref()))
             div.meta {
+                @if let (true, Some(story)) = (cx.several(), &hit.story) { (badge("story", story)) }
                 @match hit.verdict {
-                    Some(v) => span.badge class=(verdict_key(v)) { (verdict_label(v)) },
-                    None => span.badge { "not matched" },
+                    Some(v) => (badge(verdict_key(v), verdict_label(v))),
+                    None => (badge("unmatched", "not matched")),
                 }
-                @if let Some(r) = hit.review { span.badge class=(r.as_str()) { (r.as_str()) } }
+                @if let Some(r) = hit.review { (badge(r.as_str(), r.as_str())) }
                 (hit.source.as_deref().unwrap_or("unknown outlet")) " · "
                 (when(hit.published_at.unwrap_or(hit.first_seen_at), cx.zone))
                 " · #" (hit.id)
             }
             @if !hit.summary.is_empty() { p.summary { (hit.summary) } }
             div.actions {
-                (mark_form(hit.id, "relevant", "Relevant (r)", cx.csrf, &back))
-                @if hit.verdict.is_some() {
-                    (mark_form(hit.id, "irrelevant", "Irrelevant (x)", cx.csrf, &back))
+                @for story in &targets {
+                    @if targets.len() > 1 {
+                        (mark_form(hit.id, story, "relevant", &format!("Relevant to {story}"), cx, &back))
+                    } @else {
+                        (mark_form(hit.id, story, "relevant", "Relevant (r)", cx, &back))
+                    }
+                }
+                @if let (Some(story), Some(_)) = (&hit.story, hit.verdict) {
+                    (mark_form(hit.id, story, "irrelevant", "Irrelevant (x)", cx, &back))
                     @if hit.review.is_some_and(|r| r != Review::Unreviewed) {
-                        (mark_form(hit.id, "unreviewed", "Undo (u)", cx.csrf, &back))
+                        (mark_form(hit.id, story, "unreviewed", "Undo (u)", cx, &back))
                     }
                 }
             }
@@ -239,31 +365,80 @@ pub fn search_card(hit: &SearchHit, cx: &CardContext<'_>) -> Markup {
     }
 }
 
-/// The list page: filters, then matches or search results.
+/// Previous / next page links that keep the filters.
+fn pager(filters: &Filters) -> Markup {
+    html! {
+        @if filters.page > 1 || filters.more {
+            nav.pager {
+                @if filters.page > 1 {
+                    a rel="prev" href=(filters.url(filters.page - 1)) { "← newer" }
+                }
+                span.meta { "page " (filters.page) }
+                @if filters.more {
+                    a rel="next" href=(filters.url(filters.page + 1)) { "older →" }
+                }
+            }
+        }
+    }
+}
+
+/// The list page: filters, then one page of matches or search results.
 pub fn list_page(
     filters: &Filters,
     matches: &[MatchRow],
     hits: Option<&[SearchHit]>,
     cx: &CardContext<'_>,
 ) -> Markup {
+    let first = (filters.page - 1) * super::PAGE_SIZE;
     let body = html! {
-        (filter_form(filters))
+        (filter_form(filters, cx.stories))
         @match hits {
             Some(hits) => {
-                p.meta { (hits.len()) " items match “" (filters.q) "” (matched or not, best first)" }
-                @if hits.is_empty() { p.empty { "Nothing stored matches those words." } }
-                @for hit in hits { (search_card(hit, cx)) }
+                p.meta {
+                    @if (filters.page > 1 || filters.more) && !hits.is_empty() {
+                        "results " (first + 1) "–" (first + hits.len()) " for “" (filters.q) "”"
+                    } @else {
+                        (hits.len()) " items match “" (filters.q) "”"
+                    }
+                    " (matched or not, best first)"
+                }
+                @if hits.is_empty() { p.empty { "Nothing stored matches those words and filters." } }
+                @for hit in hits { (search_card(hit, &filters.story, cx)) }
             },
             None => {
-                p.meta { (matches.len()) " matches, newest first" }
+                p.meta {
+                    @if (filters.page > 1 || filters.more) && !matches.is_empty() {
+                        "matches " (first + 1) "–" (first + matches.len()) ", newest first"
+                    } @else {
+                        (matches.len()) " matches, newest first"
+                    }
+                }
                 @if matches.is_empty() {
                     p.empty { "No matches here yet. storywatch stores them as it polls the feeds." }
                 }
                 @for m in matches { (match_card(m, cx)) }
             },
         }
+        (pager(filters))
     };
-    layout("Matches", &cx.story.name, body)
+    layout("Matches", cx.stories, body)
+}
+
+/// How many moved terms the story page's table shows.
+const MOVED_TERMS: usize = 20;
+
+/// Changes smaller than this are rounding, not learning.
+const SHOWN_CHANGE: f64 = 0.0005;
+
+/// One term whose weight review moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovedTerm {
+    /// The term as the seeds or the marked items wrote it.
+    pub term: String,
+    /// Its weight in the profile built from the seeds.
+    pub seed: f64,
+    /// Its weight in the profile the matcher uses now (seeds, stream and review).
+    pub learned: f64,
 }
 
 /// What review taught a story, for the story page.
@@ -273,26 +448,90 @@ pub struct Learning {
     pub summary: String,
     /// The profile's top terms after review.
     pub top_terms: String,
+    /// The terms review moved most, largest change first.
+    pub moved: Vec<MovedTerm>,
 }
 
 impl Learning {
     /// The learning of `story` as last loaded; `None` when nothing is marked.
     pub fn of(story: &crate::pipeline::Story) -> Option<Learning> {
-        let summary = story.adjustment().describe()?;
-        let learned = story.learned_profile().summary();
+        let adjustment = story.adjustment();
+        let summary = adjustment.describe()?;
+        let learned = story.learned_profile();
         let top_terms = learned
+            .summary()
             .lines()
             .find(|l| l.starts_with("top terms:"))
             .unwrap_or_default()
             .to_string();
-        Some(Learning { summary, top_terms })
+        let weight = |profile: &crate::story::Profile, term: &str| {
+            profile.centroid.get(term).copied().unwrap_or(0.0)
+        };
+        let mut moved: Vec<MovedTerm> = adjustment
+            .deltas
+            .keys()
+            .map(|term| MovedTerm {
+                term: learned.readable(term).to_string(),
+                seed: weight(&story.profile, term),
+                learned: weight(&learned, term),
+            })
+            .filter(|m| (m.learned - m.seed).abs() >= SHOWN_CHANGE)
+            .collect();
+        moved.sort_by(|a, b| {
+            (b.learned - b.seed)
+                .abs()
+                .total_cmp(&(a.learned - a.seed).abs())
+                .then_with(|| a.term.cmp(&b.term))
+        });
+        moved.truncate(MOVED_TERMS);
+        Some(Learning {
+            summary,
+            top_terms,
+            moved,
+        })
     }
+}
+
+/// The story chooser: with several stories, `/story` lists them.
+pub fn story_chooser(stories: &[StoryView]) -> Markup {
+    let body = html! {
+        h2 { "Stories" }
+        table {
+            tr { th { "Story" } th { "Baseline articles" } th { "Matches" } }
+            @for s in stories {
+                tr {
+                    td { a href=(story_url(&s.name)) { (s.name) } }
+                    td { (s.baselines.len()) }
+                    td { a href=(list_of(&s.name)) { "list" } }
+                }
+            }
+        }
+    };
+    layout("Stories", stories, body)
+}
+
+/// The story page's URL for `name`.
+pub fn story_url(name: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("name", name)
+        .finish();
+    format!("/story?{query}")
+}
+
+/// The match list of one story.
+fn list_of(name: &str) -> String {
+    Filters {
+        story: name.to_string(),
+        ..Filters::default()
+    }
+    .url(1)
 }
 
 /// The story page: baseline articles, the profile and how review changed it, and a timeline of
 /// follow-ups.
 pub fn story_page(
     story: &StoryView,
+    stories: &[StoryView],
     learning: Option<&Learning>,
     timeline: &[MatchRow],
     zone: &TimeZone,
@@ -311,7 +550,18 @@ pub fn story_page(
         }
     }
     let body = html! {
+        @if stories.len() > 1 {
+            nav.stories {
+                "Stories: "
+                @for s in stories {
+                    @if s.name == story.name { strong { (s.name) } }
+                    @else { a href=(story_url(&s.name)) { (s.name) } }
+                    " "
+                }
+            }
+        }
         h2 { (story.name) }
+        p { a href=(list_of(&story.name)) { "This story's matches" } }
         h3 { "Baseline articles" }
         table {
             tr { th { "Date" } th { "Outlet" } th { "Title" } th { "Id" } }
@@ -336,9 +586,25 @@ pub fn story_page(
             Some(l) => {
                 p.learning { (l.summary) }
                 p.learning { "After review, " (l.top_terms) }
+                @if !l.moved.is_empty() {
+                    table.moved {
+                        tr { th { "Term" } th { "Seed weight" } th { "Learned weight" } th { "Change" } }
+                        @for m in &l.moved {
+                            tr {
+                                td { (m.term) }
+                                td { (format!("{:.3}", m.seed)) }
+                                td { (format!("{:.3}", m.learned)) }
+                                td class=(if m.learned >= m.seed { "up" } else { "down" }) {
+                                    (format!("{:+.3}", m.learned - m.seed))
+                                }
+                            }
+                        }
+                    }
+                }
                 p.note {
-                    "Items marked irrelevant also lower the score of items much like them; "
-                    "the seeds stay dominant (review moves at most 30% of the profile's weight)."
+                    "Weights are the terms' shares of the profile's centroid. Items marked "
+                    "irrelevant also lower the score of items much like them; the seeds stay "
+                    "dominant (review moves at most 30% of the profile's weight)."
                 }
             }
             None => p.empty { "No items marked yet: the profile is the seeds' alone." },
@@ -355,17 +621,17 @@ pub fn story_page(
                             None => (m.title),
                         }
                         " — " (m.source.as_deref().unwrap_or("unknown outlet"))
-                        " " span.badge class=(m.review.as_str()) { (m.review.as_str()) }
+                        " " (badge(m.review.as_str(), m.review.as_str()))
                     }
                 }
             }
         }
     };
-    layout("Story", &story.name, body)
+    layout("Story", stories, body)
 }
 
 /// The feeds page: each feed's health.
-pub fn feeds_page(story: &str, feeds: &[FeedStatus], zone: &TimeZone) -> Markup {
+pub fn feeds_page(stories: &[StoryView], feeds: &[FeedStatus], zone: &TimeZone) -> Markup {
     let time = |t: Option<Timestamp>| {
         t.filter(|t| t.as_second() > 0)
             .map_or("—".to_string(), |t| when(t, zone))
@@ -395,26 +661,28 @@ pub fn feeds_page(story: &str, feeds: &[FeedStatus], zone: &TimeZone) -> Markup 
         }
         @if feeds.is_empty() { p.empty { "No feeds configured." } }
     };
-    layout("Feeds", story, body)
+    layout("Feeds", stories, body)
 }
 
-/// The login form shown instead of a page when a token is required.
-pub fn login(csrf: &str, wrong: bool) -> Markup {
+/// The login form shown instead of a page when a token is required; `next` is the local path
+/// to go to after logging in.
+pub fn login(csrf: &str, wrong: bool, next: &str) -> Markup {
     let body = html! {
         h2 { "Log in" }
         @if wrong { p.failing { "That token is not right." } }
         p { "This storywatch needs its access token ([web] token or token_file in the config)." }
         form method="post" action="/login" {
             input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="next" value=(next);
             label { "Token " input type="password" name="token" autocomplete="current-password"; }
             " "
             button type="submit" { "Log in" }
         }
     };
-    layout("Log in", "", body)
+    layout("Log in", &[], body)
 }
 
 /// A short error page.
 pub fn error_page(title: &str, message: &str) -> Markup {
-    layout(title, "", html! { h2 { (title) } p { (message) } })
+    layout(title, &[], html! { h2 { (title) } p { (message) } })
 }

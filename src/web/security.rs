@@ -166,8 +166,15 @@ async fn check(state: &WebState, request: Request, next: Next) -> Response {
     {
         let (presented, in_query) = presented_token(&request);
         let valid = presented.as_deref().is_some_and(|p| same_secret(p, token));
+        // The page asked for, without the token: where the browser goes once it holds the
+        // cookie. A POST's target is no page to come back to.
+        let wanted = if request.method() == Method::GET {
+            without_token(request.uri())
+        } else {
+            "/".to_string()
+        };
         if !valid {
-            let login = pages::login(&state.inner.csrf, presented.is_some());
+            let login = pages::login(&state.inner.csrf, presented.is_some(), &wanted);
             return (
                 StatusCode::UNAUTHORIZED,
                 axum::response::Html(login.into_string()),
@@ -176,8 +183,7 @@ async fn check(state: &WebState, request: Request, next: Next) -> Response {
         }
         if in_query {
             // Trade the token in the URL for a cookie, and drop it from the address bar.
-            let path = request.uri().path().to_string();
-            let mut response = Redirect::to(&path).into_response();
+            let mut response = Redirect::to(local_path(Some(&wanted))).into_response();
             if let Ok(cookie) = HeaderValue::from_str(&login_cookie(token)) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }
@@ -185,6 +191,26 @@ async fn check(state: &WebState, request: Request, next: Next) -> Response {
         }
     }
     next.run(request).await
+}
+
+/// The request's path and query without any `token` parameter (the rest kept in order).
+fn without_token(uri: &axum::http::Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_string();
+    };
+    let mut kept = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if key != "token" {
+            kept.append_pair(&key, &value);
+        }
+    }
+    let kept = kept.finish();
+    if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{kept}")
+    }
 }
 
 fn add_headers(headers: &mut HeaderMap) {

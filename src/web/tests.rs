@@ -14,8 +14,9 @@ use crate::config::FeedConfig;
 use crate::digest::model::http_link;
 use crate::feeds::Validators;
 use crate::item::Item;
-use crate::store::{FetchedPoll, Store};
+use crate::store::{FetchedPoll, MatchFilter, Store};
 use crate::story::{BaselineArticle, Verdict, VerdictKind};
+use pages::anchor;
 
 const STORY: &str = "fentanyl";
 const HOST: &str = "127.0.0.1:8470";
@@ -49,6 +50,18 @@ struct Fixture {
 }
 
 fn fixture(token: Option<&str>, readiness: Readiness) -> Fixture {
+    fixture_with(token, readiness, false)
+}
+
+/// The second story of [`two_stories`]: it matches item 2 as a follow-up and item 3 as
+/// related, and passes over item 1.
+const OTHER: &str = "tariffs & trade";
+
+fn two_stories() -> Fixture {
+    fixture_with(None, Readiness::DatabaseOnly, true)
+}
+
+fn fixture_with(token: Option<&str>, readiness: Readiness, second: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("t.db")).unwrap();
     store
@@ -88,25 +101,19 @@ fn fixture(token: Option<&str>, readiness: Readiness) -> Fixture {
             verdict(VerdictKind::OffTopic),
         ),
     ];
-    let now = Timestamp::now();
-    store
-        .record_fetched(&FetchedPoll {
-            feed_id,
-            story: STORY,
-            feed_title: Some("Wire"),
-            validators: &Validators {
-                etag: None,
-                last_modified: None,
-            },
-            items: &items,
-            more_verdicts: &[],
-            now,
-            background_before: None,
-            interval: None,
-            sign: &crate::store::unsigned,
-            next_poll_at: now + jiff::SignedDuration::from_hours(1),
-        })
-        .unwrap();
+    let more = if second {
+        vec![(
+            OTHER.to_string(),
+            vec![
+                verdict(VerdictKind::OffTopic),
+                verdict(VerdictKind::FollowUp),
+                verdict(VerdictKind::Related),
+            ],
+        )]
+    } else {
+        Vec::new()
+    };
+    record(&mut store, feed_id, &items, &more);
     let store = Arc::new(Mutex::new(store));
     let story = StoryView {
         name: STORY.into(),
@@ -121,9 +128,18 @@ fn fixture(token: Option<&str>, readiness: Readiness) -> Fixture {
         summary: "top terms: fentanyl <b>".into(),
         story: None,
     };
+    let mut views = vec![story];
+    if second {
+        views.push(StoryView {
+            name: OTHER.into(),
+            baselines: Vec::new(),
+            summary: "top terms: tariff".into(),
+            story: None,
+        });
+    }
     let state = WebState::new(
         Arc::clone(&store),
-        story,
+        StoryViews::new(views),
         WebOptions {
             listen: HOST.parse().unwrap(),
             token: token.map(str::to_string),
@@ -137,6 +153,34 @@ fn fixture(token: Option<&str>, readiness: Readiness) -> Fixture {
         store,
         state,
     }
+}
+
+/// Stores one poll of the fixture's feed with the given verdicts.
+fn record(
+    store: &mut Store,
+    feed_id: i64,
+    items: &[(Item, Verdict)],
+    more: &[(String, Vec<Verdict>)],
+) {
+    let now = Timestamp::now();
+    store
+        .record_fetched(&FetchedPoll {
+            feed_id,
+            story: STORY,
+            feed_title: Some("Wire"),
+            validators: &Validators {
+                etag: None,
+                last_modified: None,
+            },
+            items,
+            more_verdicts: more,
+            now,
+            background_before: None,
+            interval: None,
+            sign: &crate::store::unsigned,
+            next_poll_at: now + jiff::SignedDuration::from_hours(1),
+        })
+        .unwrap();
 }
 
 fn get(path: &str) -> Request<Body> {
@@ -550,25 +594,7 @@ async fn list_shows_near_duplicate_groups_with_outlets_escaped() {
             ),
             (copy, verdict(VerdictKind::FollowUp)),
         ];
-        let now = Timestamp::now();
-        store
-            .record_fetched(&FetchedPoll {
-                feed_id,
-                story: STORY,
-                feed_title: Some("Wire"),
-                validators: &Validators {
-                    etag: None,
-                    last_modified: None,
-                },
-                items: &items,
-                more_verdicts: &[],
-                now,
-                next_poll_at: now,
-                background_before: None,
-                interval: None,
-                sign: &crate::store::unsigned,
-            })
-            .unwrap();
+        record(&mut store, feed_id, &items, &[]);
     }
     let (_, _, body) = send(&f.state, get("/")).await;
     assert!(body.contains("Also reported by: Daily &lt;i&gt;"), "{body}");
@@ -587,7 +613,7 @@ async fn story_page_shows_how_review_changed_the_profile() {
     let story = crate::pipeline::Story::new(STORY.into(), profile);
     let state = WebState::new(
         Arc::clone(&f.store),
-        StoryView::from_story(&story),
+        StoryViews::new(vec![StoryView::from_story(&story)]),
         WebOptions {
             listen: HOST.parse().unwrap(),
             token: None,
@@ -610,4 +636,460 @@ async fn story_page_shows_how_review_changed_the_profile() {
         "{body}"
     );
     assert!(body.contains("After review, top terms:"), "{body}");
+    // The table of moved terms: an irrelevant mark only lowers the terms it taught.
+    let els = elements(&body);
+    assert!(
+        els.iter().any(|e| attr(e, "class") == Some("moved")),
+        "{body}"
+    );
+    assert!(body.contains("<th>Learned weight</th>"), "{body}");
+    let changes: Vec<&str> = els
+        .iter()
+        .filter_map(|e| attr(e, "class"))
+        .filter(|c| *c == "up" || *c == "down")
+        .collect();
+    assert!(
+        !changes.is_empty() && changes.iter().all(|c| *c == "down"),
+        "{changes:?}"
+    );
+}
+
+/// The elements of a page in document order, as (name, attributes), after checking that the
+/// page is well formed the way maud writes it: every element closed in order (void elements
+/// excepted) and no attribute twice on one element (browsers drop the second, e.g. a badge's
+/// colour class). Panics on the first fault.
+fn elements(html: &str) -> Vec<(String, Vec<(String, String)>)> {
+    const VOID: &[&str] = &["meta", "link", "input", "br", "img", "hr"];
+    let mut out = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        if let Some(tail) = rest.strip_prefix('!') {
+            rest = &tail[tail.find('>').expect("unclosed <!") + 1..];
+            continue;
+        }
+        if let Some(tail) = rest.strip_prefix('/') {
+            let end = tail.find('>').expect("unclosed end tag");
+            let name = &tail[..end];
+            assert_eq!(
+                open.pop().as_deref(),
+                Some(name),
+                "</{name}> closes the wrong element in {html}"
+            );
+            rest = &tail[end + 1..];
+            continue;
+        }
+        let name_end = rest
+            .find(|c: char| c.is_whitespace() || c == '>')
+            .expect("unclosed tag");
+        let name = rest[..name_end].to_string();
+        rest = &rest[name_end..];
+        let mut attrs: Vec<(String, String)> = Vec::new();
+        loop {
+            rest = rest.trim_start();
+            if let Some(tail) = rest.strip_prefix('>') {
+                rest = tail;
+                break;
+            }
+            let key_end = rest
+                .find(|c: char| c == '=' || c == '>' || c.is_whitespace())
+                .expect("unclosed attribute");
+            let key = rest[..key_end].to_string();
+            rest = &rest[key_end..];
+            let value = match rest.strip_prefix("=\"") {
+                Some(tail) => {
+                    let end = tail.find('"').expect("unclosed attribute value");
+                    rest = &tail[end + 1..];
+                    tail[..end].to_string()
+                }
+                None => String::new(),
+            };
+            assert!(
+                !attrs.iter().any(|(k, _)| *k == key),
+                "<{name}> has {key} twice in {html}"
+            );
+            attrs.push((key, value));
+        }
+        if !VOID.contains(&name.as_str()) {
+            open.push(name.clone());
+        }
+        out.push((name, attrs));
+    }
+    assert!(open.is_empty(), "unclosed elements {open:?} in {html}");
+    out
+}
+
+fn attr<'a>(element: &'a (String, Vec<(String, String)>), key: &str) -> Option<&'a str> {
+    element
+        .1
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn review_in(store: &Arc<Mutex<Store>>, id: i64, story: &str) -> Option<Review> {
+    store
+        .lock()
+        .unwrap()
+        .list_matches(&MatchFilter {
+            story: Some(story.into()),
+            ..MatchFilter::default()
+        })
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == id)
+        .map(|m| m.review)
+}
+
+#[tokio::test]
+async fn every_page_is_well_formed_with_unique_ids_and_classed_badges() {
+    for f in [fixture(None, Readiness::DatabaseOnly), two_stories()] {
+        f.store
+            .lock()
+            .unwrap()
+            .mark(2, Review::Relevant, Timestamp::now())
+            .unwrap();
+        for path in [
+            "/".to_string(),
+            "/?q=precursor".to_string(),
+            format!("/?q=precursor&story={STORY}"),
+            "/story".to_string(),
+            pages::story_url(STORY),
+            "/feeds".to_string(),
+            "/login".to_string(),
+            "/nope".to_string(),
+            "/?review=maybe".to_string(),
+        ] {
+            let (_, _, body) = send(&f.state, get(&path)).await;
+            let els = elements(&body);
+            let ids: Vec<&str> = els.iter().filter_map(|e| attr(e, "id")).collect();
+            let mut unique = ids.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(ids.len(), unique.len(), "{path}: ids repeat: {ids:?}");
+            for e in &els {
+                if let Some(class) = attr(e, "class")
+                    && class.split(' ').any(|c| c == "badge")
+                {
+                    assert!(
+                        class.split(' ').count() == 2,
+                        "{path}: a badge without its value's class: {class:?}"
+                    );
+                }
+            }
+        }
+    }
+    let f = fixture(None, Readiness::DatabaseOnly);
+    let (_, _, body) = send(&f.state, get("/")).await;
+    assert!(
+        body.contains("<span class=\"badge follow_up\">follow-up</span>")
+            && body.contains("<span class=\"badge unreviewed\">unreviewed</span>"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn several_stories_filter_the_list_and_mark_the_item_story_pair_clicked() {
+    let f = two_stories();
+    let (_, _, body) = send(&f.state, get("/")).await;
+    // Item 2 matched both stories: two rows, each with its own anchor and story in its forms.
+    assert!(body.contains("4 matches"), "{body}");
+    let (mine, other) = (anchor(2, Some(STORY)), anchor(2, Some(OTHER)));
+    assert_ne!(mine, other);
+    let els = elements(&body);
+    for id in [&mine, &other] {
+        assert!(els.iter().any(|e| attr(e, "id") == Some(id)), "{id}");
+    }
+    assert!(
+        body.contains("name=\"story\" value=\"tariffs &amp; trade\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("<option value=\"tariffs &amp; trade\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains(">Stories</a>"),
+        "the nav leads to the chooser"
+    );
+
+    let (_, _, body) = send(&f.state, get("/?story=tariffs+%26+trade")).await;
+    assert!(body.contains("2 matches"), "{body}");
+    assert!(body.contains("Harbour seizure") && !body.contains("Talks resume"));
+    assert!(body.contains("<option value=\"tariffs &amp; trade\" selected>"));
+
+    let csrf = f.state.csrf_token().to_string();
+    let form = |id: i64, state: &str, story: &str| {
+        post(
+            &format!("/items/{id}/mark"),
+            &format!(
+                "csrf={csrf}&state={state}&story={}",
+                url::form_urlencoded::byte_serialize(story.as_bytes()).collect::<String>()
+            ),
+        )
+    };
+    let (status, _, _) = send(&f.state, form(2, "irrelevant", OTHER)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(review_in(&f.store, 2, OTHER), Some(Review::Irrelevant));
+    assert_eq!(review_in(&f.store, 2, STORY), Some(Review::Unreviewed));
+    // Item 1 is a match of the first story only; marking it relevant to the other adds it there.
+    let (status, _, _) = send(&f.state, form(1, "relevant", OTHER)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(review_in(&f.store, 1, OTHER), Some(Review::Relevant));
+    assert_eq!(review_in(&f.store, 1, STORY), Some(Review::Unreviewed));
+    // No story named: refused rather than guessed; an unknown story gains no match.
+    let (status, _, _) = send(
+        &f.state,
+        post("/items/3/mark", &format!("csrf={csrf}&state=relevant")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = send(&f.state, form(1, "relevant", "nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(review_in(&f.store, 1, "nope"), None);
+
+    // A story page for each story, and a chooser.
+    let (_, _, body) = send(&f.state, get("/story")).await;
+    assert!(
+        body.contains(&pages::story_url(OTHER).replace('&', "&amp;")),
+        "{body}"
+    );
+    let (status, _, body) = send(&f.state, get(&pages::story_url(OTHER))).await;
+    assert_eq!(status, StatusCode::OK);
+    // Its timeline: item 1 marked relevant to it; item 2 it matched, but marked irrelevant.
+    assert!(
+        body.contains("top terms: tariff") && body.contains("Talks resume"),
+        "{body}"
+    );
+    assert!(!body.contains("Precursor chemicals"), "{body}");
+    assert!(
+        !body.contains("Bloomberg"),
+        "the other story's baselines: {body}"
+    );
+    let (status, _, _) = send(&f.state, get("/story?name=nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn search_honours_the_story_verdict_review_and_date_filters() {
+    let f = two_stories();
+    let count = |body: &str| elements(body).iter().filter(|e| e.0 == "article").count();
+    // "precursor": item 2 (matched by both stories) and item 3 (matched by the other only).
+    let (_, _, body) = send(&f.state, get("/?q=precursor")).await;
+    assert_eq!(count(&body), 3, "{body}");
+    let (_, _, body) = send(&f.state, get(&format!("/?q=precursor&story={STORY}"))).await;
+    assert_eq!(count(&body), 2, "{body}");
+    assert!(
+        body.contains("not matched"),
+        "item 3 is not matched in this story"
+    );
+    assert!(
+        body.contains(&format!("name=\"story\" value=\"{STORY}\"")),
+        "and can be marked relevant to it: {body}"
+    );
+    let (_, _, body) = send(&f.state, get("/?q=precursor&verdict=follow_up")).await;
+    assert_eq!(count(&body), 1, "{body}");
+    assert!(body.contains("Precursor chemicals listed"));
+    f.store
+        .lock()
+        .unwrap()
+        .mark_for_story(3, OTHER, Review::Irrelevant, Timestamp::now())
+        .unwrap();
+    let (_, _, body) = send(&f.state, get("/?q=precursor&review=irrelevant")).await;
+    assert_eq!(count(&body), 1, "{body}");
+    assert!(body.contains("Harbour seizure"));
+    let (_, _, body) = send(&f.state, get("/?q=precursor&since=2030-01-01")).await;
+    assert_eq!(count(&body), 0, "{body}");
+    let (_, _, body) = send(&f.state, get("/?q=precursor&until=2025-10-09")).await;
+    assert_eq!(count(&body), 3, "{body}");
+    let (status, _, _) = send(&f.state, get("/?q=precursor&verdict=off")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_list_and_search_results_page_and_keep_the_filters() {
+    let f = fixture(None, Readiness::DatabaseOnly);
+    {
+        let mut store = f.store.lock().unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let items: Vec<_> = (0..PAGE_SIZE + 5)
+            .map(|n| {
+                let mut it = item(
+                    &format!("p{n}"),
+                    &format!("Paged item {n:03}"),
+                    "",
+                    "https://news.example/p",
+                );
+                it.published = Some(Timestamp::from_second(1_760_100_000 + n as i64).unwrap());
+                (it, verdict(VerdictKind::FollowUp))
+            })
+            .collect();
+        record(&mut store, feed_id, &items, &[]);
+    }
+    let titles = |body: &str| -> Vec<String> {
+        body.match_indices("Paged item ")
+            .map(|(at, _)| body[at..at + 14].to_string())
+            .collect()
+    };
+    // Item 1 is a follow-up too: PAGE_SIZE + 6 rows, newest first.
+    let (_, _, first) = send(&f.state, get("/?verdict=follow_up")).await;
+    let els = elements(&first);
+    assert_eq!(els.iter().filter(|e| e.0 == "article").count(), PAGE_SIZE);
+    assert!(first.contains(&format!("matches 1–{PAGE_SIZE}")), "{first}");
+    assert!(
+        first.contains("rel=\"next\" href=\"/?verdict=follow_up&amp;page=2\""),
+        "{first}"
+    );
+    assert!(!first.contains("rel=\"prev\""));
+    assert_eq!(
+        titles(&first)[0],
+        format!("Paged item {:03}", PAGE_SIZE + 4)
+    );
+    let (_, _, second) = send(&f.state, get("/?verdict=follow_up&page=2")).await;
+    let els = elements(&second);
+    assert_eq!(els.iter().filter(|e| e.0 == "article").count(), 6);
+    assert!(second.contains("rel=\"prev\" href=\"/?verdict=follow_up\""));
+    assert!(!second.contains("rel=\"next\""));
+    assert!(second.contains("Talks resume"), "the oldest is last");
+    let (a, b) = (titles(&first), titles(&second));
+    assert!(a.iter().all(|t| !b.contains(t)), "no row on both pages");
+    assert_eq!(a.len() + b.len(), PAGE_SIZE + 5);
+    // A mark on page 2 comes back to page 2.
+    assert!(
+        second.contains("name=\"back\" value=\"/?verdict=follow_up&amp;page=2#item-"),
+        "{second}"
+    );
+    let (_, _, results) = send(&f.state, get("/?q=paged&page=2")).await;
+    assert_eq!(titles(&results).len(), 5, "{results}");
+    assert!(results.contains("rel=\"prev\" href=\"/?q=paged\""));
+    for bad in ["/?page=0", "/?page=x", "/?page=-1"] {
+        assert_eq!(
+            send(&f.state, get(bad)).await.0,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_login_keeps_the_query_and_never_redirects_off_the_site() {
+    let f = fixture(Some(TOKEN), Readiness::DatabaseOnly);
+    let (status, headers, _) = send(
+        &f.state,
+        get(&format!(
+            "/?review=unreviewed&token={TOKEN}&verdict=related"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[header::LOCATION],
+        "/?review=unreviewed&verdict=related"
+    );
+    // Without the token the login form remembers the page asked for.
+    let (status, _, body) = send(&f.state, get("/?review=unreviewed")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body.contains("name=\"next\" value=\"/?review=unreviewed\""),
+        "{body}"
+    );
+    let csrf = f.state.csrf_token().to_string();
+    let (status, headers, _) = send(
+        &f.state,
+        post(
+            "/login",
+            &format!("csrf={csrf}&token={TOKEN}&next=%2F%3Freview%3Dunreviewed"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/?review=unreviewed");
+    for hostile in [
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%2Fevil.example%2F",
+        "%2F%5Cevil.example",
+        "%2F%0D%0ASet-Cookie%3A%20x%3D1",
+        "javascript%3Aalert(1)",
+    ] {
+        let (status, headers, _) = send(
+            &f.state,
+            post(
+                "/login",
+                &format!("csrf={csrf}&token={TOKEN}&next={hostile}"),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{hostile}");
+        assert_eq!(headers[header::LOCATION], "/", "{hostile}");
+        let (_, _, body) = send(&f.state, get(&format!("/login?next={hostile}"))).await;
+        assert!(
+            body.contains("name=\"next\" value=\"/\""),
+            "{hostile}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_and_the_feeds_page_show_the_database_with_feed_text_inert() {
+    let f = fixture(None, Readiness::DatabaseOnly);
+    let (status, headers, body) = send(&f.state, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    assert!(body.lines().any(|l| l == "storywatch_items 3"), "{body}");
+    assert!(body.lines().any(|l| l == "storywatch_feeds 1"), "{body}");
+    {
+        let mut store = f.store.lock().unwrap();
+        let feed_id = store.active_feeds().unwrap()[0].id;
+        let now = Timestamp::now();
+        store
+            .record_failure(
+                feed_id,
+                "http_status",
+                "<script>alert(3)</script> 500 from the server",
+                now,
+                now,
+            )
+            .unwrap();
+    }
+    let (status, _, body) = send(&f.state, get("/feeds")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("failing (http_status, 1 in a row)"), "{body}");
+    assert!(
+        body.contains("&lt;script&gt;alert(3)&lt;/script&gt;") && !body.contains("<script>alert"),
+        "{body}"
+    );
+    elements(&body);
+    let (_, _, body) = send(&f.state, get("/metrics")).await;
+    assert!(
+        body.lines().any(|l| l == "storywatch_feeds_failing 1"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_shows_the_new_stories_without_a_restart() {
+    let f = fixture(None, Readiness::DatabaseOnly);
+    let (_, _, body) = send(&f.state, get("/story")).await;
+    assert!(body.contains("Bloomberg"), "{body}");
+    let seeds = crate::story::seeds::load_seed_files(crate::bundled::SEED_FILES).unwrap();
+    let profile = crate::story::Profile::build(seeds, &crate::story::Tuning::default()).unwrap();
+    let stories = crate::pipeline::Stories::new(vec![
+        crate::pipeline::Story::new("renamed".into(), profile.clone()),
+        crate::pipeline::Story::new(OTHER.into(), profile),
+    ])
+    .unwrap();
+    f.state.inner.stories.replace(&stories);
+    let (_, _, body) = send(&f.state, get("/story")).await;
+    assert!(
+        body.contains(">renamed</a>") && body.contains(">tariffs &amp; trade</a>"),
+        "{body}"
+    );
+    let (status, _, _) = send(&f.state, get(&pages::story_url("renamed"))).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -106,7 +106,7 @@ fn run(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// Replaces the `[digest]` lines `write_config` wrote.
-fn set_digest(dir: &Path, lines: &str) {
+pub(crate) fn set_digest(dir: &Path, lines: &str) {
     let path = dir.join("storywatch.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let text = text.replace(
@@ -376,7 +376,7 @@ fn smtp_over_starttls_and_implicit_tls_trusts_only_the_given_certificate() {
     }
 }
 
-fn webhook_notify(name: &str, url: &str, format: &str, extra: &str) -> String {
+pub(crate) fn webhook_notify(name: &str, url: &str, format: &str, extra: &str) -> String {
     format!(
         "[[notify]]\nkind = \"webhook\"\nname = \"{name}\"\nurl = \"{url}\"\nformat = \"{format}\"\ntimeout = \"5s\"\n{extra}\n"
     )

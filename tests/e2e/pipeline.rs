@@ -269,7 +269,10 @@ fn a_broken_feed_does_not_stop_the_others() {
         feeds.contains("FAILING (http_status, 1 in a row)"),
         "{feeds}"
     );
-    assert!(feeds.contains("FAILING (parse, 1 in a row)"), "{feeds}");
+    assert!(
+        feeds.contains("FAILING (malformed_xml, 1 in a row)"),
+        "{feeds}"
+    );
     let json = run(dir.path(), &["feeds", "list", "--json"]);
     assert_eq!(json.lines().count(), 5);
 }

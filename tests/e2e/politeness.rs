@@ -120,9 +120,14 @@ fn gone_disables_the_feed_until_enabled_or_its_entry_changes() {
         "{digest}"
     );
 
-    // Not polled again, the others are.
+    // Not polled again, the others are; the report says why.
     let second = run(dir.path(), &["poll", "--once"]);
     assert!(second.contains("polled 1 feeds"), "{second}");
+    assert!(second.contains("; 1 skipped"), "{second}");
+    assert!(
+        second.contains(&format!("skipped  {gone}  disabled: 410 Gone at ")),
+        "{second}"
+    );
     assert_eq!(server.requests_for("/gone").len(), 1);
     assert_eq!(server.requests_for("/ok").len(), 2);
 
@@ -193,8 +198,25 @@ fn rate_limits_back_off_and_honour_retry_after() {
     // Without Retry-After: exponential backoff from the 30-minute interval (2×, then 4×).
     let bare = wait_secs(dir.path(), &urls[2], before);
     assert!((3600..3600 + 360 + 5).contains(&bare), "{bare}");
+    let list = run(dir.path(), &["feeds", "list"]);
+    assert!(
+        list.contains("FAILING (rate_limited, 1 in a row)"),
+        "{list}"
+    );
+    // `poll --once` polls every feed now, except those that asked to be left alone: the 429
+    // and the 503 with Retry-After are skipped, with the reason; the bare 503 is polled.
     let before = Timestamp::now();
-    all_failed_poll(dir.path());
+    let out = all_failed_poll(dir.path());
+    for url in &urls[..2] {
+        let skipped =
+            format!("skipped  {url}  rate_limited: the server asked not to be polled before ");
+        assert!(out.contains(&skipped), "{out}");
+    }
+    assert!(out.contains("polled 1 feeds: 0 ok, 1 failed"), "{out}");
+    assert!(out.contains("; 2 skipped"), "{out}");
+    assert_eq!(server.requests_for("/429").len(), 1);
+    assert_eq!(server.requests_for("/503").len(), 1);
+    assert_eq!(server.requests_for("/503bare").len(), 2);
     let bare = wait_secs(dir.path(), &urls[2], before);
     assert!((7200..7200 + 720 + 5).contains(&bare), "{bare}");
     assert_eq!(status(dir.path(), &urls[2]).consecutive_failures, 2);
@@ -375,6 +397,17 @@ fn good_feeds_survive_a_crowd_of_broken_ones() {
         Response::ok("text/html", "<!doctype html><html><body>hi</body></html>"),
     );
     server.route("/empty", Response::ok(RSS, ""));
+    server.route(
+        "/broken.xml",
+        Response::ok(
+            RSS,
+            "<rss version=\"2.0\"><channel><item><title>a</item></channel>",
+        ),
+    );
+    server.route(
+        "/not-a-feed.xml",
+        Response::ok("application/xml", "<?xml version=\"1.0\"?><sitemap/>"),
+    );
     server.route("/loop", Response::status(301).header("Location", "/loop2"));
     server.route("/loop2", Response::status(301).header("Location", "/loop"));
     server.route("/hang", Response::ok(RSS, "x").behave(Behaviour::Hang));
@@ -386,21 +419,29 @@ fn good_feeds_survive_a_crowd_of_broken_ones() {
             r#"<feed xmlns="http://www.w3.org/2005/Atom"><?xml version="1.0" encoding="UTF-8"?><?xml version="1.0" encoding="ISO-8859-1"?>"#,
         ),
     );
-    let paths = [
-        "/reset",
-        "/wire.rss",
-        "/429",
-        "/410",
-        "/desk.atom",
-        "/500",
-        "/html",
-        "/empty",
-        "/loop",
-        "/hang",
-        "/panic",
-        "/gov.json",
+    // Each broken feed and the kind of error `feeds list` must show for it.
+    let broken = [
+        ("/reset", "network"),
+        ("/429", "rate_limited"),
+        ("/410", "http_status"),
+        ("/500", "http_status"),
+        ("/html", "html_page"),
+        ("/empty", "empty"),
+        ("/broken.xml", "malformed_xml"),
+        ("/not-a-feed.xml", "not_a_feed"),
+        ("/loop", "redirect_loop"),
+        ("/hang", "timeout"),
+        ("/panic", "malformed_xml"),
     ];
-    let urls: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
+    let good = ["/wire.rss", "/desk.atom", "/gov.json"];
+    // Good and broken interleaved, so a broken feed is never only at the end of the queue.
+    let mut urls = Vec::new();
+    for (n, (path, _)) in broken.iter().enumerate() {
+        urls.push(server.url(path));
+        if n % 4 == 0 {
+            urls.push(server.url(good[n / 4]));
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     config(
         dir.path(),
@@ -409,25 +450,28 @@ fn good_feeds_survive_a_crowd_of_broken_ones() {
     );
     let out = run(dir.path(), &["poll", "--once"]);
     assert!(
-        out.contains("polled 12 feeds: 3 ok, 9 failed; 9 new items"),
+        out.contains("polled 14 feeds: 3 ok, 11 failed; 9 new items"),
         "{out}"
     );
-    for good in ["/wire.rss", "/desk.atom", "/gov.json"] {
-        let s = status(dir.path(), &server.url(good));
-        assert!(s.last_error.is_none() && s.items > 0, "{good}: {s:?}");
+    for path in good {
+        let s = status(dir.path(), &server.url(path));
+        assert!(s.last_error.is_none() && s.items > 0, "{path}: {s:?}");
     }
-    let kinds: Vec<String> = statuses(dir.path())
-        .into_iter()
-        .filter_map(|s| s.last_error_kind)
-        .collect();
-    for kind in [
-        "network",
-        "http_status",
-        "parse",
-        "redirect_loop",
-        "timeout",
-    ] {
-        assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
+    let list = run(dir.path(), &["feeds", "list"]);
+    for (path, kind) in broken {
+        let s = status(dir.path(), &server.url(path));
+        assert_eq!(s.last_error_kind.as_deref(), Some(kind), "{path}: {s:?}");
+        assert_eq!(s.consecutive_failures, 1, "{path}: {s:?}");
+        assert!(
+            s.next_poll_at.is_some_and(|t| t > Timestamp::now()),
+            "{path} must back off: {s:?}"
+        );
+        let shown = format!("{}\n  FAILING ({kind}, 1 in a row)", server.url(path));
+        let disabled = format!("{}\n  DISABLED: 410 Gone", server.url(path));
+        assert!(
+            list.contains(&shown) || (path == "/410" && list.contains(&disabled)),
+            "{path} should show {kind}:\n{list}"
+        );
     }
 }
 
@@ -506,4 +550,31 @@ fn a_permanent_move_is_followed_while_the_config_entry_keeps_the_feed() {
     assert_eq!(server.requests_for("/new").len(), 2);
     assert_eq!(statuses(dir.path()).len(), 1);
     assert_eq!(status(dir.path(), &old).items, 4);
+}
+
+#[test]
+fn a_permanent_move_answered_by_304_still_moves_the_feed() {
+    // The feed was polled (validators stored), then moved: the old URL now redirects
+    // permanently to a new one that has the same body and so answers the conditional GET with
+    // 304. Nothing changed but the address, and the address must still be recorded.
+    let server = TestServer::start();
+    let body = std::fs::read(fixture("wire.rss")).unwrap();
+    server.route("/old", Response::ok(RSS, body.clone()).with_etag("\"w1\""));
+    let old = server.url("/old");
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), std::slice::from_ref(&old), "");
+    run(dir.path(), &["poll", "--once"]);
+    assert_eq!(status(dir.path(), &old).url, old);
+
+    server.route("/old", Response::status(308).header("Location", "/new"));
+    server.route("/new", Response::ok(RSS, body).with_etag("\"w1\""));
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(out.contains("not modified"), "{out}");
+    assert_eq!(server.requests_for("/new")[0].status, 304);
+    assert_eq!(status(dir.path(), &old).url, server.url("/new"));
+
+    // From now on the old URL is not asked at all.
+    run(dir.path(), &["poll", "--once"]);
+    assert_eq!(server.requests_for("/old").len(), 2);
+    assert_eq!(server.requests_for("/new").len(), 2);
 }

@@ -42,6 +42,11 @@ fn verdict(kind: VerdictKind, score: f64) -> Verdict {
 /// A config with `[web]` on a free loopback port, and a database holding three matches and
 /// one unmatched item, stored through the store API (the matcher's verdicts are given).
 fn setup(dir: &Path) -> Vec<i64> {
+    setup_with(dir, &[])
+}
+
+/// [`setup`] with further stories' verdicts for the same items (see `FetchedPoll`).
+fn setup_with(dir: &Path, more: &[(String, Vec<Verdict>)]) -> Vec<i64> {
     write_config(dir, &[], "[web]\nlisten = \"127.0.0.1:0\"\n");
     let mut store = Store::open(&dir.join("storywatch.db")).unwrap();
     store
@@ -93,7 +98,7 @@ fn setup(dir: &Path) -> Vec<i64> {
                 last_modified: None,
             },
             items: &items,
-            more_verdicts: &[],
+            more_verdicts: more,
             now,
             next_poll_at: now,
             background_before: None,
@@ -251,6 +256,136 @@ fn review_reads_decisions_from_stdin() {
     );
 }
 
+/// The second story of [`two_stories`].
+const SECOND: &str = "Second story";
+
+/// [`setup`] with the config's one story turned into two `[[stories]]`: the second matches
+/// the first two items as follow-ups and passes over the rest.
+fn two_stories(dir: &Path) {
+    let follow = || verdict(VerdictKind::FollowUp, 0.8);
+    let off = || verdict(VerdictKind::OffTopic, 0.0);
+    setup_with(
+        dir,
+        &[(SECOND.to_string(), vec![follow(), follow(), off(), off()])],
+    );
+    into_stories(&dir.join("storywatch.toml"), [STORY, SECOND]);
+}
+
+/// Turns the test config's `[story]` into two `[[stories]]` on the same seeds.
+fn into_stories(config: &Path, names: [&str; 2]) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let seeds = format!(
+        "seeds = {:?}\n",
+        crate::support::seeds_dir().display().to_string()
+    );
+    let one = format!("[story]\nname = \"{STORY}\"\n{seeds}");
+    assert!(text.contains(&one), "{text}");
+    let [first, second] = names;
+    let two = format!(
+        "[[stories]]\nname = \"{first}\"\n{seeds}\n[[stories]]\nname = \"{second}\"\n{seeds}"
+    );
+    std::fs::write(config, text.replace(&one, &two)).unwrap();
+}
+
+fn review_in(dir: &Path, story: &str) -> Vec<(String, Review)> {
+    let store = Store::open(&dir.join("storywatch.db")).unwrap();
+    store
+        .list_matches(&MatchFilter {
+            story: Some(story.into()),
+            ..MatchFilter::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.title, m.review))
+        .collect()
+}
+
+#[test]
+fn review_per_story_marks_the_shown_item_story_pair_only() {
+    let dir = tempfile::tempdir().unwrap();
+    two_stories(dir.path());
+    let cfg = ["--config", "storywatch.toml"];
+    // The second story's queue: its two follow-ups, newest first (the CSV-hostile one).
+    let out = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["review", "--story", SECOND]].concat(),
+        Some("x\n"),
+    ));
+    assert!(out.contains("[1/2]") && out.contains("HYPERLINK"), "{out}");
+    assert!(out.contains(&format!("story: {SECOND}")), "{out}");
+    let state = |story: &str, needle: &str| {
+        review_in(dir.path(), story)
+            .into_iter()
+            .find(|(t, _)| t.contains(needle))
+            .map(|(_, r)| r)
+    };
+    assert_eq!(state(SECOND, "HYPERLINK"), Some(Review::Irrelevant));
+    assert_eq!(
+        state(STORY, "HYPERLINK"),
+        Some(Review::Unreviewed),
+        "the other story's match of the same item is not marked"
+    );
+    // Without --story every (item, story) pair is queued, each shown with its story.
+    let out = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["review"]].concat(),
+        Some("q\n"),
+    ));
+    assert!(out.contains("[1/4]"), "3 + 2 matches, one marked: {out}");
+    let unknown = storywatch(
+        dir.path(),
+        &[&cfg[..], &["review", "--story", "nope"]].concat(),
+        None,
+    );
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("no story named \"nope\"") && err.contains(SECOND),
+        "{err}"
+    );
+}
+
+#[test]
+fn items_search_shows_each_story_match_and_filters_by_story() {
+    let dir = tempfile::tempdir().unwrap();
+    two_stories(dir.path());
+    let cfg = ["--config", "storywatch.toml"];
+    let all = success(&storywatch(
+        dir.path(),
+        &[&cfg[..], &["items", "search", "precursor", "chemicals"]].concat(),
+        None,
+    ));
+    let lines: Vec<&str> = all.lines().filter(|l| l.contains("US and China")).collect();
+    assert_eq!(lines.len(), 2, "one line per story: {all}");
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("[{SECOND}]")))
+            && lines.iter().any(|l| l.contains(&format!("[{STORY}]"))),
+        "{all}"
+    );
+    let second = success(&storywatch(
+        dir.path(),
+        &[
+            &cfg[..],
+            &[
+                "items",
+                "search",
+                "--story",
+                SECOND,
+                "precursor",
+                "chemicals",
+            ],
+        ]
+        .concat(),
+        None,
+    ));
+    assert_eq!(second.lines().count(), 2, "{second}");
+    assert!(
+        second.contains(&format!("follow-up unreviewed [{SECOND}]")),
+        "{second}"
+    );
+    assert!(second.contains("Mexican cartel") && second.contains("not matched"));
+}
+
 #[test]
 fn rescore_dry_run_changes_nothing_and_apply_keeps_reviews() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,7 +450,7 @@ impl Drop for Reaped {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -408,58 +543,129 @@ async fn browser_marks_an_item_with_the_keyboard() {
         .await
         .expect("the script selects the first item");
     assert!(first.attr("id").await.unwrap().is_some());
-    let shot = client.screenshot().await.unwrap();
-    std::fs::write(dir.path().join("review-page.png"), &shot).unwrap();
-    if let Some(path) = std::env::var_os("STORYWATCH_SCREENSHOT") {
-        std::fs::write(path, &shot).unwrap();
-    }
-
-    // j moves to the second item (newest first: the CSV-hostile one), x marks it irrelevant.
-    let body = client.find(fantoccini::Locator::Css("body")).await.unwrap();
-    body.send_keys("j").await.unwrap();
-    let selected = client
-        .find(fantoccini::Locator::Css("article.item.selected h2"))
-        .await
+    // Screenshots go to the build's output, never into the repository.
+    let output = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
         .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(selected.contains("HYPERLINK"), "selected {selected:?}");
-    body.send_keys("x").await.unwrap();
-    let marked = eventually(Duration::from_secs(10), || {
-        reviews(dir.path())
-            .iter()
-            .any(|(t, r)| t.contains("HYPERLINK") && *r == Review::Irrelevant)
-    });
-    assert!(
-        marked,
-        "the database shows the mark: {:?}",
-        reviews(dir.path())
-    );
-    // The page came back after the POST-redirect with the next item selected and the mark shown.
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(fantoccini::Locator::Css("article.item.irrelevant"))
-        .await
-        .unwrap();
-    let others: Vec<_> = reviews(dir.path())
-        .into_iter()
-        .filter(|(t, _)| !t.contains("HYPERLINK"))
-        .collect();
-    assert!(
-        others.iter().all(|(_, r)| *r == Review::Unreviewed),
-        "{others:?}"
-    );
+        .join("test-output");
+    std::fs::create_dir_all(&output).unwrap();
     std::fs::write(
-        dir.path().join("review-page-after.png"),
+        output.join("review-page.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // Newest first: the weather item, the CSV-hostile one, the US–China one.
+    // j moves to the second item, x marks it irrelevant.
+    press(&client, "j").await;
+    assert!(selected(&client).await.contains("HYPERLINK"));
+    press(&client, "x").await;
+    wait_for(dir.path(), "HYPERLINK", Review::Irrelevant);
+    // The page came back after the POST-redirect with the next item selected and the mark shown.
+    let shown = wait_selected(&client, "US and China").await;
+    assert!(shown, "after x the next item is selected");
+    client
+        .find(fantoccini::Locator::Css("article.item.irrelevant"))
+        .await
+        .expect("the mark is shown");
+    // k moves back up; u undoes its mark and stays on it.
+    press(&client, "k").await;
+    assert!(selected(&client).await.contains("HYPERLINK"));
+    press(&client, "u").await;
+    wait_for(dir.path(), "HYPERLINK", Review::Unreviewed);
+    assert!(
+        eventually_async(|| async {
+            client
+                .find_all(fantoccini::Locator::Css("article.item.irrelevant"))
+                .await
+                .is_ok_and(|found| found.is_empty())
+        })
+        .await,
+        "the page shows the undo"
+    );
+    assert!(
+        wait_selected(&client, "HYPERLINK").await,
+        "an undo stays put"
+    );
+    // k to the first item, r marks it relevant.
+    press(&client, "k").await;
+    assert!(selected(&client).await.contains("weather"));
+    press(&client, "r").await;
+    wait_for(dir.path(), "weather", Review::Relevant);
+    assert!(wait_selected(&client, "HYPERLINK").await);
+    let states = reviews(dir.path());
+    let state = |needle: &str| states.iter().find(|(t, _)| t.contains(needle)).unwrap().1;
+    assert_eq!(state("HYPERLINK"), Review::Unreviewed, "{states:?}");
+    assert_eq!(state("US and China"), Review::Unreviewed, "{states:?}");
+    std::fs::write(
+        output.join("review-page-after.png"),
         client.screenshot().await.unwrap(),
     )
     .unwrap();
     client.close().await.unwrap();
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
+/// Presses a key on the page.
+async fn press(client: &fantoccini::Client, key: &str) {
+    client
+        .find(fantoccini::Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys(key)
+        .await
+        .unwrap();
+}
+
+/// The selected item's headline.
+async fn selected(client: &fantoccini::Client) -> String {
+    client
+        .find(fantoccini::Locator::Css("article.item.selected h2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Whether the page (reloaded after a mark) comes to select the item whose headline holds
+/// `needle`.
+async fn wait_selected(client: &fantoccini::Client, needle: &str) -> bool {
+    eventually_async(|| async {
+        match client
+            .find(fantoccini::Locator::Css("article.item.selected h2"))
+            .await
+        {
+            Ok(h2) => h2.text().await.is_ok_and(|t| t.contains(needle)),
+            Err(_) => false,
+        }
+    })
+    .await
+}
+
+/// Polls an async check for up to ten seconds.
+async fn eventually_async<F: std::future::Future<Output = bool>>(
+    mut check: impl FnMut() -> F,
+) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Waits until the database shows the item whose headline holds `needle` in `state`.
+fn wait_for(dir: &Path, needle: &str, state: Review) {
+    let done = eventually(Duration::from_secs(10), || {
+        reviews(dir)
+            .iter()
+            .any(|(t, r)| t.contains(needle) && *r == state)
+    });
+    assert!(done, "{needle} is not {state:?}: {:?}", reviews(dir));
+}
+
+pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -556,4 +762,54 @@ fn run_serves_the_page_and_metrics_beside_the_loop_and_stops_with_it() {
         http_get(port, "/healthz").is_none(),
         "the page stopped with the daemon"
     );
+}
+
+#[test]
+fn run_shows_the_reloaded_stories_on_the_page_after_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let feeds = crate::support::TestServer::start();
+    feeds.route(
+        "/wire.rss",
+        crate::support::Response::ok(
+            "application/rss+xml",
+            std::fs::read(crate::support::fixture("wire.rss")).unwrap(),
+        ),
+    );
+    let config = write_config(
+        dir.path(),
+        &[feeds.url("/wire.rss")],
+        &format!("[web]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut daemon = crate::support::Daemon::start(dir.path());
+    let mut page = String::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            page = http_get(port, "/story").unwrap_or_default();
+            page.starts_with("HTTP/1.1 200") && page.contains(STORY)
+        }),
+        "{page}\nlog:\n{}",
+        daemon.log()
+    );
+    // The one story becomes two: the page must show both without a restart.
+    into_stories(&config, ["Renamed story", "Second story"]);
+    daemon.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            page = http_get(port, "/story").unwrap_or_default();
+            page.contains("Renamed story") && page.contains("Second story")
+        }),
+        "the page still shows the old story:\n{page}\nlog:\n{}",
+        daemon.log()
+    );
+    assert!(!page.contains(STORY), "{page}");
+    let second = http_get(port, "/story?name=Second+story").unwrap();
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    let list = http_get(port, "/").unwrap();
+    assert!(
+        list.contains("<option value=\"Second story\">"),
+        "the list filters by the new stories: {list}"
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
 }

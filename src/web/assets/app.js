@@ -3,7 +3,7 @@
 // scripts from 'self' only, never inline).
 //   j / k   next / previous item
 //   r / x   mark the selected item relevant / irrelevant (then move to the next one)
-//   u       undo the selected item's mark
+//   u       undo the selected item's mark (and stay on it)
 //   o       open the selected item's link
 //   /       focus the search box
 (function () {
@@ -26,8 +26,8 @@
     var item = items[current];
     var form = item.querySelector("form.mark-" + state);
     if (!form) { return; }
-    // Come back to the next item so review goes on where it left off.
-    var next = items[current + 1] || item;
+    // Come back to the next item so review goes on where it left off; an undo stays put.
+    var next = state === "unreviewed" ? item : (items[current + 1] || item);
     var back = form.querySelector("input[name=back]");
     if (back) { back.value = back.value.split("#")[0] + "#" + next.id; }
     form.submit();
