@@ -3,7 +3,8 @@
 them: the items are served as RSS feeds (one per `feed` field) by a local HTTP server, polled by
 the real binary, and the digest is built with `storywatch digest --now`.
 
-Usage: python3 docs/make-example-digest.py [path/to/dev.jsonl]   (after `cargo build`)
+Usage: python3 docs/make-example-digest.py [path/to/dev.jsonl]   (after `cargo build`; the
+binary is taken from $CARGO_TARGET_DIR when set, else target/)
 """
 import http.server, json, os, shutil, subprocess, sys, tempfile, threading
 from email.utils import format_datetime
@@ -64,7 +65,8 @@ for name in feeds:
     config += f'[[feeds]]\nurl = "http://127.0.0.1:{port}/{name}.xml"\ntitle = "{name}"\n'
 with open(os.path.join(work, "storywatch.toml"), "w", encoding="utf-8") as f:
     f.write(config)
-binary = os.path.join(root, "target", "debug", "storywatch")
+binary = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target"),
+                      "debug", "storywatch")
 run = lambda *args: subprocess.run([binary, "--config", "storywatch.toml", *args], cwd=work,
                                    check=True, capture_output=True, text=True).stdout
 print(run("poll", "--once").strip().splitlines()[-1])

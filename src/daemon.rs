@@ -330,7 +330,7 @@ pub async fn run(
             let guard = lock(&store)?;
             (
                 guard.active_feeds()?.iter().map(|f| f.next_poll_at).min(),
-                guard.next_delivery_due()?,
+                guard.next_delivery_due(Timestamp::now())?,
             )
         };
         let wake = [next_feed, next_delivery]

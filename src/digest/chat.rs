@@ -4,8 +4,8 @@
 
 use super::model::{Digest, is_http};
 use super::render::{
-    compact_count_line, escape as escape_markdown, footer_health_line, footer_period_line,
-    verdict_label,
+    also_reported_suffix, compact_count_line, escape as escape_markdown, footer_health_line,
+    footer_period_line, verdict_label,
 };
 use crate::config::RelatedMode;
 
@@ -70,9 +70,10 @@ fn lines(digest: &Digest, style: &Style) -> (Vec<String>, Vec<String>) {
                 None => esc(&e.title),
             };
             let mut line = format!(
-                "• {title} — {}, {}",
+                "• {title} — {}, {}{}",
                 esc(e.outlet.as_deref().unwrap_or("unknown outlet")),
-                digest.local(e.time)
+                digest.local(e.time),
+                also_reported_suffix(&e.also_reported_by, esc)
             );
             if !e.why.is_empty() {
                 line.push_str(&format!(" — why: {}", esc(&e.why.join("; "))));
@@ -90,9 +91,10 @@ fn lines(digest: &Digest, style: &Style) -> (Vec<String>, Vec<String>) {
                     None => esc(&c.title),
                 };
                 body.push(format!(
-                    "• {title} — {} ({})",
+                    "• {title} — {} ({}){}",
                     esc(c.outlet.as_deref().unwrap_or("unknown outlet")),
-                    verdict_label(c.verdict)
+                    verdict_label(c.verdict),
+                    also_reported_suffix(&c.also_reported_by, esc)
                 ));
             }
         } else {
@@ -212,6 +214,32 @@ mod tests {
             text.starts_with("*storywatch: 2 new developments"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn copies_are_named_in_chat_too() {
+        let b = baselines();
+        let mut first = row(
+            1,
+            "Tariff cut",
+            VerdictKind::FollowUp,
+            "https://n.example/1",
+        );
+        let mut copy = first.clone();
+        copy.id = 2;
+        copy.source = Some("AP <wire>".into());
+        first.why.clear();
+        let digest = Digest::build(
+            &ctx(&b, &TimeZone::UTC, EmptyDigest::Send),
+            &input(vec![first, copy]),
+        )
+        .unwrap();
+        let slack = to_slack(&digest);
+        assert!(
+            slack.contains("Reuters, 30 Oct 2025, 07:30 (also reported by AP &lt;wire&gt;)"),
+            "{slack}"
+        );
+        assert!(to_plain(&digest).contains("(also reported by AP <wire>)"));
     }
 
     #[test]

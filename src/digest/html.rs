@@ -248,7 +248,7 @@ mod tests {
             "{html}"
         );
         assert!(
-            markdown.contains("Also reported by AFP \\& Co"),
+            markdown.contains("(score 0.91)  \nAlso reported by AFP \\& Co\n"),
             "{markdown}"
         );
         assert!(

@@ -10,7 +10,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EmptyDigest, RelatedMode};
-use crate::store::{DigestInput, MatchRow};
+use crate::store::{DigestInput, FeedTrouble, MatchRow};
 use crate::story::neardup::Signature;
 use crate::story::{BaselineArticle, VerdictKind};
 
@@ -130,17 +130,37 @@ pub struct Footer {
     pub items_scanned: u64,
     /// Active feeds.
     pub feeds_polled: u64,
-    /// Feeds whose last poll failed.
+    /// Feeds that are failing or disabled, or failed at some point since the last digest.
     pub failing_feeds: Vec<FeedHealth>,
 }
 
-/// A failing feed.
+/// A feed with trouble in the period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedHealth {
     /// Its title, else URL.
     pub feed: String,
-    /// The last error.
+    /// The last error, or why it is disabled; empty for a feed that answers again.
     pub error: String,
+    /// Failing, disabled, or failed in the period and answering again. Digests stored before
+    /// this was kept read as `failing` (their `error` says "disabled: …" where it applies).
+    #[serde(default)]
+    pub state: FeedState,
+    /// When a poll of it last failed, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<Timestamp>,
+}
+
+/// How a feed in the footer's health line is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedState {
+    /// Its last poll failed.
+    #[default]
+    Failing,
+    /// Polling it stopped (410 Gone, too many failures …) until `feeds enable`.
+    Disabled,
+    /// It failed since the last digest but its last poll succeeded: the period may miss items.
+    Recovered,
 }
 
 impl Digest {
@@ -251,14 +271,7 @@ impl Digest {
             footer: Footer {
                 items_scanned: input.items_scanned,
                 feeds_polled: input.feeds_polled,
-                failing_feeds: input
-                    .failing_feeds
-                    .iter()
-                    .map(|(feed, error)| FeedHealth {
-                        feed: feed.clone(),
-                        error: error.clone(),
-                    })
-                    .collect(),
+                failing_feeds: input.failing_feeds.iter().map(feed_health).collect(),
             },
         })
     }
@@ -336,6 +349,23 @@ impl BaselineRef {
             credit.push(date.strftime("%-d %b %Y").to_string());
         }
         (!credit.is_empty()).then(|| credit.join(", "))
+    }
+}
+
+fn feed_health(trouble: &FeedTrouble) -> FeedHealth {
+    let (state, error) = match (&trouble.disabled, trouble.failing_now) {
+        (Some(reason), _) => (FeedState::Disabled, reason.clone()),
+        (None, true) => (
+            FeedState::Failing,
+            trouble.error.clone().unwrap_or_default(),
+        ),
+        (None, false) => (FeedState::Recovered, String::new()),
+    };
+    FeedHealth {
+        feed: trouble.feed.clone(),
+        error,
+        state,
+        failed_at: trouble.last_failed_at,
     }
 }
 
@@ -497,7 +527,13 @@ pub(crate) mod tests {
             period_end: "2025-10-31T07:00:00Z".parse().unwrap(),
             items_scanned: 42,
             feeds_polled: 3,
-            failing_feeds: vec![("Broken Feed".into(), "timed out".into())],
+            failing_feeds: vec![FeedTrouble {
+                feed: "Broken Feed".into(),
+                error: Some("timed out".into()),
+                disabled: None,
+                failing_now: true,
+                last_failed_at: Some("2025-10-31T06:00:00Z".parse().unwrap()),
+            }],
         }
     }
 

@@ -14,7 +14,7 @@ use crate::config::{EmptyDigest, RelatedMode};
 use crate::store::DigestInput;
 use crate::story::{BaselineArticle, VerdictKind};
 
-use super::model::{Digest, Section};
+use super::model::{Digest, FeedHealth, FeedState, Section};
 
 /// What the renderer needs besides the matches.
 #[derive(Debug, Clone, Copy)]
@@ -62,17 +62,21 @@ pub fn to_markdown(digest: &Digest) -> String {
         let _ = writeln!(out);
         for e in &section.entries {
             let _ = writeln!(out, "### {}", linked(&e.title, e.link.as_deref()));
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "{} · {} · follow-up (score {:.2})",
                 escape(e.outlet.as_deref().unwrap_or("unknown outlet")),
                 digest.local(e.time),
                 e.score,
             );
-            if !e.also_reported_by.is_empty() {
+            if e.also_reported_by.is_empty() {
+                let _ = writeln!(out);
+            } else {
+                // Two trailing spaces: a Markdown line break, so a viewer shows the copies on a
+                // line of their own instead of running them into the score.
                 let _ = writeln!(
                     out,
-                    "Also reported by {}",
+                    "  \nAlso reported by {}",
                     escape(&e.also_reported_by.join(", "))
                 );
             }
@@ -190,21 +194,40 @@ pub fn footer_period_line(digest: &Digest, esc: impl Fn(&str) -> String) -> Stri
     )
 }
 
-/// The footer's feed-health line; `esc` escapes the feed names and errors for the format.
+/// The footer's feed-health line: the feeds failing now, the disabled ones, and those that
+/// failed since the last digest but answer again (the period may lack their items); `esc`
+/// escapes the feed names and errors for the format.
 pub fn footer_health_line(digest: &Digest, esc: impl Fn(&str) -> String) -> String {
-    let failing = &digest.footer.failing_feeds;
-    if failing.is_empty() {
-        return "Feed health: all feeds answered at their last poll.".to_string();
+    let feeds = &digest.footer.failing_feeds;
+    if feeds.is_empty() {
+        return "Feed health: every feed answered at every poll in the period.".to_string();
     }
-    let names: Vec<String> = failing
-        .iter()
-        .map(|f| format!("{} ({})", esc(&f.feed), esc(&f.error)))
-        .collect();
-    format!(
-        "Feed health: {} failing — {}",
-        names.len(),
-        names.join("; ")
-    )
+    let group = |state: FeedState, what: &str, detail: &dyn Fn(&FeedHealth) -> String| {
+        let names: Vec<String> = feeds
+            .iter()
+            .filter(|f| f.state == state)
+            .map(|f| format!("{} ({})", esc(&f.feed), detail(f)))
+            .collect();
+        (!names.is_empty()).then(|| format!("{} {what} — {}", names.len(), names.join("; ")))
+    };
+    let error = |f: &FeedHealth| esc(&f.error);
+    let recovered = |f: &FeedHealth| match f.failed_at {
+        Some(at) => format!("last failed {}", digest.local(at)),
+        None => "failed, answers again".to_string(),
+    };
+    let parts: Vec<String> = [
+        group(FeedState::Failing, "failing", &error),
+        group(FeedState::Disabled, "disabled", &error),
+        group(
+            FeedState::Recovered,
+            "failed since the last digest, answering again",
+            &recovered,
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    format!("Feed health: {}", parts.join(" · "))
 }
 
 fn linked(title: &str, link: Option<&str>) -> String {
@@ -334,5 +357,36 @@ mod tests {
         )
         .unwrap();
         assert!(md.contains("30 Oct 2025, 15:30"), "{md}");
+    }
+
+    #[test]
+    fn feed_health_names_failing_disabled_and_recovered_feeds() {
+        let b = baselines();
+        let mut period = input(vec![]);
+        let trouble = |feed: &str, error: Option<&str>, disabled: Option<&str>, now: bool| {
+            crate::store::FeedTrouble {
+                feed: feed.into(),
+                error: error.map(Into::into),
+                disabled: disabled.map(Into::into),
+                failing_now: now,
+                last_failed_at: Some("2025-10-30T14:05:00Z".parse().unwrap()),
+            }
+        };
+        period.failing_feeds = vec![
+            trouble("Wire *", Some("HTTP 500"), None, true),
+            trouble("Gone", Some("HTTP 410"), Some("410 Gone"), true),
+            trouble("Flaky", None, None, false),
+        ];
+        let md = render_markdown(&ctx(&b, &TimeZone::UTC, EmptyDigest::Send), &period).unwrap();
+        assert!(
+            md.contains(
+                "Feed health: 1 failing — Wire \\* (HTTP 500) · 1 disabled — Gone (410 Gone) · \
+                 1 failed since the last digest, answering again — Flaky (last failed 30 Oct 2025, 14:05)"
+            ),
+            "{md}"
+        );
+        period.failing_feeds.clear();
+        let md = render_markdown(&ctx(&b, &TimeZone::UTC, EmptyDigest::Send), &period).unwrap();
+        assert!(md.contains("Feed health: every feed answered"), "{md}");
     }
 }

@@ -367,8 +367,24 @@ pub struct DigestInput {
     pub items_scanned: u64,
     /// Active feeds.
     pub feeds_polled: u64,
-    /// Feeds whose last poll failed, with the error, for the footer.
-    pub failing_feeds: Vec<(String, String)>,
+    /// Feeds that failed or were disabled since the previous digest, or are failing or
+    /// disabled now, for the footer's feed-health line.
+    pub failing_feeds: Vec<FeedTrouble>,
+}
+
+/// A feed with trouble in a digest's period (see [`DigestInput::failing_feeds`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedTrouble {
+    /// Its title, else URL.
+    pub feed: String,
+    /// The last poll's error while it is failing (cleared by a successful poll).
+    pub error: Option<String>,
+    /// Why it is disabled, if it is.
+    pub disabled: Option<String>,
+    /// Whether its last poll failed.
+    pub failing_now: bool,
+    /// When a poll of it last failed.
+    pub last_failed_at: Option<Timestamp>,
 }
 
 /// A delivery still to be made.
@@ -384,6 +400,10 @@ pub struct PendingDelivery {
     /// own idempotency key and Message-ID.
     pub generation: u32,
 }
+
+/// How often a delivery another process has claimed is looked at again
+/// ([`Store::next_delivery_due`]).
+pub const CLAIM_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The database.
 pub struct Store {
@@ -1208,11 +1228,17 @@ impl Store {
         Ok(freed)
     }
 
-    /// When the earliest pending delivery is due, if any is pending.
-    pub fn next_delivery_due(&self) -> Result<Option<Timestamp>> {
+    /// When the earliest pending delivery is due at `now`, if any is pending. One another
+    /// process has claimed is looked at again every [`CLAIM_RECHECK`] until its claim ends —
+    /// that process may record its outcome any moment — so a daemon beside a `digest --now`
+    /// neither spins on a delivery it may not take nor oversleeps a retry it then owes.
+    pub fn next_delivery_due(&self, now: Timestamp) -> Result<Option<Timestamp>> {
+        let now = to_secs(now);
         let next: Option<i64> = self.conn.query_row(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
-            [],
+            "SELECT MIN(CASE WHEN claimed_until > ?1 THEN MIN(claimed_until, ?1 + ?2)
+                             ELSE next_attempt_at END)
+             FROM deliveries WHERE state = 'pending'",
+            params![now, CLAIM_RECHECK.as_secs() as i64],
             |row| row.get(0),
         )?;
         Ok(next.map(|secs| from_secs(Some(secs)).unwrap_or(Timestamp::UNIX_EPOCH)))
@@ -1348,20 +1374,26 @@ fn digest_input(conn: &Connection, now: Timestamp) -> Result<DigestInput> {
         conn.query_row("SELECT COUNT(*) FROM feeds WHERE active = 1", [], |row| {
             row.get(0)
         })?;
+    // A feed that failed during the period and answers again is named too: the reader should
+    // know the period's coverage had a hole, not only what is broken right now. (Times are in
+    // seconds: a failure in the previous digest's last second is named by both.)
     let mut stmt = conn.prepare(
-        "SELECT COALESCE(title, url),
-                CASE WHEN disabled_reason IS NOT NULL THEN 'disabled: ' || disabled_reason
-                     ELSE last_error END
+        "SELECT COALESCE(title, url), last_error, disabled_reason, consecutive_failures > 0,
+                last_error_at
          FROM feeds
-         WHERE active = 1 AND (consecutive_failures > 0 OR disabled_reason IS NOT NULL)
+         WHERE active = 1 AND (consecutive_failures > 0 OR disabled_reason IS NOT NULL
+                               OR last_error_at >= ?1 OR disabled_at >= ?1)
          ORDER BY url",
     )?;
     let failing_feeds = stmt
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-            ))
+        .query_map(params![period_start.unwrap_or(i64::MIN)], |row| {
+            Ok(FeedTrouble {
+                feed: row.get(0)?,
+                error: row.get(1)?,
+                disabled: row.get(2)?,
+                failing_now: row.get(3)?,
+                last_failed_at: from_secs(row.get(4)?),
+            })
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(DigestInput {
@@ -1613,7 +1645,7 @@ mod tests {
             .unwrap();
         // Not due again before its backoff ends.
         assert!(store.pending_deliveries(now).unwrap().is_empty());
-        assert_eq!(store.next_delivery_due().unwrap(), Some(later));
+        assert_eq!(store.next_delivery_due(now).unwrap(), Some(later));
         let pending = store.pending_deliveries(later).unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(
@@ -1654,6 +1686,11 @@ mod tests {
             .unwrap();
         assert_eq!(claimed.len(), 1);
         assert!(store.pending_deliveries(now).unwrap().is_empty());
+        assert_eq!(
+            store.next_delivery_due(now).unwrap(),
+            Some(Timestamp::from_second(now.as_second() + 2).unwrap()),
+            "a claimed delivery is looked at again soon, not at once"
+        );
         // A starting daemon leaves a live claim of a running process alone (this test's own
         // id counts as a predecessor's, so the owner is made another process here)...
         store

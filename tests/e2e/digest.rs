@@ -1,7 +1,9 @@
 //! Digest delivery end to end: the smtp channel against a real SMTP server on 127.0.0.1 (plain,
 //! STARTTLS, implicit TLS), the webhook channel in each format against the local HTTP server,
 //! retries, the digest and export commands, and crash tests that kill -9 the daemon mid-delivery
-//! and check every channel received every digest exactly once.
+//! (a hanging webhook; an e-mail the SMTP server has, before and after its 250) and check every
+//! channel received every digest once: exactly once for files, at least once under one
+//! Idempotency-Key or Message-ID for webhooks and e-mail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,7 +16,7 @@ use storywatch::item::Item;
 use storywatch::store::{FetchedPoll, Store};
 use storywatch::story::{Verdict, VerdictKind};
 
-use crate::smtp_server::{SmtpMode, SmtpServer};
+use crate::smtp_server::{SmtpMode, SmtpServer, Stall};
 use crate::support::{
     Behaviour, Daemon, Response, TestServer, digest_files, eventually, fixture, storywatch,
     success, write_config,
@@ -313,6 +315,23 @@ fn smtp_password_from_the_environment_and_never_in_clear_off_loopback() {
             && stderr.contains("in clear text; use tls = \"starttls\""),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_stdout_channel_prints_the_digest_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &[], "[[notify]]\nkind = \"stdout\"\n");
+    seed(dir.path(), &hostile_items());
+    let printed = success(&run(dir.path(), &["digest", "--now"]));
+    let stored = success(&run(dir.path(), &["digest", "show", "1"]));
+    assert_eq!(printed, stored);
+    assert!(
+        printed.starts_with("# US–China fentanyl cooperation — storywatch digest")
+            && printed.contains("\\<script\\>alert(1)"),
+        "{printed}"
+    );
+    let list = success(&run(dir.path(), &["digest", "list"]));
+    assert!(list.contains("stdout: delivered"), "{list}");
 }
 
 #[test]
@@ -672,9 +691,10 @@ fn a_starting_daemon_leaves_a_delivery_another_process_is_making() {
         &webhook_notify("a-hook", &server.url("/hook"), "json", "")
             .replace("timeout = \"5s\"", "timeout = \"8s\""),
     );
+    // The retry waits 5 s, so the daemon's own (legitimate) retry comes well after the check.
     set_digest(
         dir.path(),
-        "every = \"1h\"\ntimezone = \"UTC\"\nretry = \"1s\"",
+        "every = \"1h\"\ntimezone = \"UTC\"\nretry = \"5s\"",
     );
     seed(dir.path(), &hostile_items());
     // `digest --now` claims the webhook delivery and hangs in it for up to 8 s.
@@ -708,7 +728,7 @@ fn a_starting_daemon_leaves_a_delivery_another_process_is_making() {
     // Once that process gave it up, the daemon retries it, once.
     server.route("/hook", Response::status(200));
     assert!(
-        eventually(Duration::from_secs(10), || Db::open(dir.path()).count(
+        eventually(Duration::from_secs(20), || Db::open(dir.path()).count(
             "SELECT COUNT(*) FROM deliveries WHERE channel = 'a-hook' AND state = 'delivered'"
         ) == 1),
         "{}",
@@ -781,6 +801,50 @@ fn empty_days_send_a_short_note_or_nothing_without_losing_the_slot() {
     assert!(
         status.contains(&format!("next digest: {tomorrow} {slot}")),
         "{status}"
+    );
+}
+
+#[test]
+fn the_footer_names_feeds_that_failed_since_the_last_digest() {
+    let (server, urls) = feeds();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &urls, "");
+    success(&run(dir.path(), &["poll", "--once"]));
+    success(&run(dir.path(), &["digest", "--now"]));
+    let clean = success(&run(dir.path(), &["digest", "show", "1"]));
+    assert!(
+        clean.contains("Feed health: every feed answered"),
+        "{clean}"
+    );
+
+    // The wire fails once, then answers again before the next digest.
+    server.route("/wire.rss", Response::status(500));
+    let _ = run(dir.path(), &["poll", "--once"]);
+    server.route(
+        "/wire.rss",
+        Response::ok(
+            "application/rss+xml",
+            std::fs::read(fixture("wire.rss")).unwrap(),
+        ),
+    );
+    success(&run(dir.path(), &["poll", "--once"]));
+    // A second on, so the failure is not in the digest's own last second (which would name it
+    // in the next digest too).
+    std::thread::sleep(Duration::from_millis(1100));
+    success(&run(dir.path(), &["digest", "--now"]));
+    let second = success(&run(dir.path(), &["digest", "show", "2"]));
+    assert!(
+        second.contains(
+            "Feed health: 1 failed since the last digest, answering again — Example Wire — World (last failed "
+        ),
+        "{second}"
+    );
+    // The digest after that covers a period without failures.
+    success(&run(dir.path(), &["digest", "--now"]));
+    let third = success(&run(dir.path(), &["digest", "show", "3"]));
+    assert!(
+        third.contains("Feed health: every feed answered"),
+        "{third}"
     );
 }
 
@@ -1008,6 +1072,95 @@ fn kill_9_at_random_moments_never_loses_or_repeats_a_match() {
     // delivers whatever is pending, as the next start would.
     success(&run(dir.path(), &["digest", "--now"]));
     assert_exactly_once(dir.path(), &server);
+}
+
+#[test]
+fn kill_9_mid_smtp_delivery_then_restart_mails_each_digest_under_one_message_id() {
+    // Killed with the whole message at the server, before its 250; and after the 250, while
+    // the daemon waits for the reply to QUIT — so it has not recorded the delivery either way.
+    for stall in [Stall::BeforeDataReply, Stall::BeforeQuitReply] {
+        let smtp = SmtpServer::start(SmtpMode::Plain);
+        smtp.stall_once(stall);
+        let (server, urls) = feeds();
+        server.route("/hook", Response::status(200));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("smtp.pass"), "pw").unwrap();
+        let notify = format!(
+            "{}{}",
+            smtp_notify(&smtp, "none", ""),
+            webhook_notify("hook", &server.url("/hook"), "json", "")
+        );
+        write_config(dir.path(), &urls, &notify);
+        set_digest(
+            dir.path(),
+            "every = \"2s\"\ntimezone = \"UTC\"\nretry = \"1s\"",
+        );
+
+        // Channels are delivered in name order: file, hook, then mail, which hangs.
+        let mut daemon = Daemon::start(dir.path());
+        assert!(
+            eventually(Duration::from_secs(15), || smtp.stalled()),
+            "{stall:?}: {}",
+            daemon.log()
+        );
+        daemon.signal("KILL");
+        daemon.wait_exit(Duration::from_secs(5)).unwrap();
+        {
+            let db = Db::open(dir.path());
+            assert_eq!(db.count("SELECT COUNT(*) FROM digests"), 1, "{stall:?}");
+            assert_eq!(
+                db.count(
+                    "SELECT COUNT(*) FROM deliveries WHERE channel = 'mail' AND state = 'pending'"
+                ),
+                1,
+                "{stall:?}: the mail was not recorded as delivered"
+            );
+        }
+        assert_eq!(
+            smtp.mails().len(),
+            1,
+            "{stall:?}: the server has the message"
+        );
+
+        let mut daemon = Daemon::start(dir.path());
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                let db = Db::open(dir.path());
+                db.count("SELECT COUNT(*) FROM deliveries WHERE channel = 'mail' AND state = 'delivered'")
+                    >= 2
+            }),
+            "{stall:?}: {}",
+            daemon.log()
+        );
+        daemon.signal("TERM");
+        daemon
+            .wait_exit(Duration::from_secs(15))
+            .expect("daemon stops on TERM");
+        // TERM may land mid-delivery of the latest digest: finish what is pending.
+        success(&run(dir.path(), &["digest", "--now"]));
+        // The file and the webhook: exactly once each; every match in exactly one digest.
+        assert_exactly_once(dir.path(), &server);
+        // E-mail is at least once: the message the kill interrupted is sent again on restart,
+        // under the same Message-ID (mail clients show one message); every other digest once.
+        let digests = Db::open(dir.path()).count("SELECT COUNT(*) FROM digests");
+        let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+        for mail in smtp.mails() {
+            *ids.entry(decode_header(&mail.data, "Message-ID"))
+                .or_default() += 1;
+        }
+        assert_eq!(ids.len() as i64, digests, "{stall:?}: {ids:?}");
+        let first = ids
+            .iter()
+            .find(|(id, _)| id.starts_with("<storywatch-1-"))
+            .map(|(_, n)| *n);
+        assert_eq!(first, Some(2), "{stall:?}: {ids:?}");
+        assert!(
+            ids.iter()
+                .filter(|(id, _)| !id.starts_with("<storywatch-1-"))
+                .all(|(_, n)| *n == 1),
+            "{stall:?}: {ids:?}"
+        );
+    }
 }
 
 #[test]

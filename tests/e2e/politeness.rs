@@ -115,7 +115,10 @@ fn gone_disables_the_feed_until_enabled_or_its_entry_changes() {
         "{state}"
     );
     let digest = run(dir.path(), &["digest", "--dry-run"]);
-    assert!(digest.contains("disabled: 410 Gone"), "{digest}");
+    assert!(
+        digest.contains(&format!("Feed health: 1 disabled — {gone} (410 Gone")),
+        "{digest}"
+    );
 
     // Not polled again, the others are; the report says why.
     let second = run(dir.path(), &["poll", "--once"]);

@@ -1,10 +1,12 @@
 //! A small real SMTP server on 127.0.0.1 for end-to-end tests: threads and std::net, speaking
 //! EHLO/HELO, STARTTLS, AUTH PLAIN and LOGIN, MAIL, RCPT, DATA, RSET, NOOP and QUIT, with
 //! implicit TLS as a mode. TLS uses a self-signed certificate for 127.0.0.1 made by rcgen and a
-//! rustls server; the certificate's PEM is handed to the test to trust via `ca_file`.
+//! rustls server; the certificate's PEM is handed to the test to trust via `ca_file`. A test
+//! can make it stop answering once at a chosen point ([`Stall`]) to kill the sender there.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -20,6 +22,41 @@ pub enum SmtpMode {
     Starttls,
     /// TLS from the first byte.
     Implicit,
+}
+
+/// Where the server stops answering, once: the connection then hangs, so a test knows exactly
+/// what the sender has seen when it kills it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stall {
+    /// The whole message arrived (and is in [`SmtpServer::mails`]) but its `250` never comes.
+    BeforeDataReply,
+    /// The message was acknowledged with `250`; the reply to `QUIT` never comes.
+    BeforeQuitReply,
+}
+
+/// How long a stalled connection hangs before the server drops it.
+const STALL: Duration = Duration::from_secs(30);
+
+/// The stall to make and whether it happened, shared with the connection threads.
+#[derive(Default)]
+struct Stalls {
+    next: Mutex<Option<Stall>>,
+    happened: AtomicBool,
+}
+
+impl Stalls {
+    /// Hangs the connection if `at` is the stall asked for (once).
+    fn at(&self, at: Stall) -> bool {
+        let mut next = self.next.lock().unwrap();
+        if *next != Some(at) {
+            return false;
+        }
+        *next = None;
+        drop(next);
+        self.happened.store(true, Ordering::SeqCst);
+        thread::sleep(STALL);
+        true
+    }
 }
 
 /// One message as the server received it.
@@ -43,6 +80,7 @@ pub struct SmtpServer {
     /// PEM of the server certificate (TLS modes).
     pub cert_pem: String,
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
+    stalls: Arc<Stalls>,
 }
 
 trait Stream: Read + Write + Send {}
@@ -69,10 +107,13 @@ impl SmtpServer {
         );
         let mails = Arc::new(Mutex::new(Vec::new()));
         let served = Arc::clone(&mails);
+        let stalls = Arc::new(Stalls::default());
+        let stalling = Arc::clone(&stalls);
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let mails = Arc::clone(&served);
                 let config = Arc::clone(&config);
+                let stalls = Arc::clone(&stalling);
                 thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
                     let boxed: Box<dyn Stream> = if mode == SmtpMode::Implicit {
@@ -81,7 +122,7 @@ impl SmtpServer {
                     } else {
                         Box::new(stream)
                     };
-                    serve(boxed, mode, &config, &mails);
+                    serve(boxed, mode, &config, &mails, &stalls);
                 });
             }
         });
@@ -89,7 +130,18 @@ impl SmtpServer {
             port,
             cert_pem,
             mails,
+            stalls,
         }
+    }
+
+    /// Makes the next conversation that reaches `at` hang there.
+    pub fn stall_once(&self, at: Stall) {
+        *self.stalls.next.lock().unwrap() = Some(at);
+    }
+
+    /// Whether the stall asked for has happened (a connection hangs in it now).
+    pub fn stalled(&self) -> bool {
+        self.stalls.happened.load(Ordering::SeqCst)
     }
 
     /// Every message received so far.
@@ -123,6 +175,7 @@ fn serve(
     mode: SmtpMode,
     config: &Arc<rustls::ServerConfig>,
     mails: &Mutex<Vec<ReceivedMail>>,
+    stalls: &Stalls,
 ) {
     let mut reader = BufReader::new(stream);
     let mut tls = mode == SmtpMode::Implicit;
@@ -209,10 +262,16 @@ fn serve(
             current.auth = auth.clone();
             current.tls = tls;
             mails.lock().unwrap().push(std::mem::take(&mut current));
+            if stalls.at(Stall::BeforeDataReply) {
+                return;
+            }
             reply!("250 2.0.0 queued\r\n");
         } else if upper == "RSET" || upper == "NOOP" {
             reply!("250 ok\r\n");
         } else if upper == "QUIT" {
+            if stalls.at(Stall::BeforeQuitReply) {
+                return;
+            }
             reply!("221 bye\r\n");
             return;
         } else {

@@ -142,19 +142,29 @@ pub async fn deliver(
 }
 
 /// Whether process `pid` still runs, to tell a live delivery claim from one a killed process
-/// left ([`crate::store::Store::release_orphaned_claims`]). Where this cannot be told (no
-/// `/proc`), every process counts as running, so claims simply wait out their lease.
+/// left ([`crate::store::Store::release_orphaned_claims`]). Asked of the kernel with signal 0,
+/// not read from `/proc`: the shipped units' `ProtectProc=invisible` hides other users'
+/// processes there, and a `sudo storywatch digest resend` beside the service must not look
+/// dead. A process that ended but was not yet reaped (a zombie) counts as ended.
 pub fn process_running(pid: u32) -> bool {
-    if !std::path::Path::new("/proc/self").exists() {
-        return true;
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
     }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name; a zombie has ended.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_none_or(|(_, rest)| !rest.starts_with(['Z', 'X'])),
-        Err(_) => false,
+    // SAFETY: kill(2) with signal 0 sends nothing; it only checks that `pid` exists and may
+    // be signalled. No memory is shared with the call.
+    let exists = unsafe { libc::kill(pid, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
     }
+    // The state follows the parenthesised command name in /proc/PID/stat (when visible).
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(") ")
+            .is_none_or(|(_, rest)| !rest.starts_with(['Z', 'X']))
+    })
 }
 
 /// One line saying where a channel delivers, for `storywatch check` (no secrets in it).
@@ -230,11 +240,20 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn this_process_runs_and_a_reaped_child_does_not() {
+    fn this_process_runs_and_an_ended_child_does_not() {
         assert!(process_running(std::process::id()));
+        // PID 1 belongs to another user here, or is this container's init: running either way.
+        assert!(process_running(1));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
+        // Ended, not yet reaped: a zombie.
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z"))
+        {
+            std::thread::yield_now();
+        }
+        assert!(!process_running(pid), "a zombie has ended");
         child.wait().unwrap();
-        assert!(!process_running(pid));
+        assert!(!process_running(pid), "a reaped child is gone");
     }
 }
