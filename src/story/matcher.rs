@@ -524,9 +524,9 @@ impl Profile {
             return "terms: none of the story's".to_string();
         }
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        let mut shown: Vec<&str> = Vec::with_capacity(5);
+        let mut shown: Vec<String> = Vec::with_capacity(5);
         for (t, _) in scored {
-            let s = without_possessive(analysed.surface(t).unwrap_or(t));
+            let s = self.as_written(analysed, t);
             if !shown.contains(&s) {
                 shown.push(s);
                 if shown.len() == 5 {
@@ -535,6 +535,34 @@ impl Profile {
             }
         }
         format!("terms: {}", shown.join(", "))
+    }
+
+    /// How the explanation writes a story term found in an item: as the item wrote it, less
+    /// a possessive, but in lower case when the capital is only the headline's style (a word
+    /// the item also writes in lower case, or one the seeds use and never as a name):
+    /// `Fentanyl Precursors` in a title-case headline reads `fentanyl, precursors`, while
+    /// `China`, `Xi` and `Trump` keep theirs.
+    fn as_written(&self, analysed: &text::Analysed, term: &str) -> String {
+        let mut first: Option<&str> = None;
+        for tok in analysed.tokens.iter().filter(|tok| &*tok.term == term) {
+            let surface = without_possessive(&analysed.text[tok.span.clone()]);
+            if !surface.starts_with(char::is_uppercase) {
+                return surface.to_string();
+            }
+            first.get_or_insert(surface);
+        }
+        let Some(surface) = first else {
+            return term.to_string();
+        };
+        let lower = surface.to_lowercase();
+        let headline_style = surface.chars().skip(1).all(|c| !c.is_uppercase())
+            && self.display.contains_key(term)
+            && !self.known_names.contains(term);
+        if headline_style {
+            lower
+        } else {
+            surface.to_string()
+        }
     }
 
     /// `facets: fentanyl ✓ China ✗ US ✓` line. A supporting facet is shown only when the
@@ -810,6 +838,22 @@ mod tests {
             "{:?}",
             v.why
         );
+    }
+
+    #[test]
+    fn title_case_headline_terms_read_in_their_own_case() {
+        let p = profile();
+        let v = classify(
+            &p,
+            "China Imposes Export Licenses on Key Fentanyl Precursors to US and Mexico",
+            "",
+            "2025-11-10",
+        );
+        let terms = v.why.iter().find(|w| w.starts_with("terms: ")).unwrap();
+        let shown: Vec<&str> = terms["terms: ".len()..].split(", ").collect();
+        assert!(shown.contains(&"fentanyl"), "{terms}");
+        assert!(shown.contains(&"China"), "{terms}");
+        assert!(!shown.contains(&"Fentanyl"), "{terms}");
     }
 
     #[test]
