@@ -614,11 +614,14 @@ fn explain_new(actions: &[NewWord], names: &[String]) -> String {
     format!("new: {}", shown.join(", "))
 }
 
-/// A figure with the word right after it when that word is a term ("13 chemicals",
-/// "10 percent"); alone when a stopword or punctuation follows ("from 20 to 10").
+/// A figure with its unit: a `%` sign, or the word right after it when that word is a term
+/// ("13 chemicals", "10 percent"); alone when a stopword or punctuation follows ("from 20 to").
 fn figure_with_unit(analysed: &text::Analysed, index: usize) -> String {
     let tok = &analysed.tokens[index];
     let figure = &analysed.text[tok.span.clone()];
+    if analysed.text[tok.span.end..].starts_with('%') {
+        return format!("{figure}%");
+    }
     if let Some(next) = analysed.tokens.get(index + 1) {
         let between = analysed
             .text
@@ -863,7 +866,7 @@ mod tests {
         assert_eq!(without_possessive("States'"), "States");
         assert_eq!(without_possessive("'s"), "'s");
         assert_eq!(without_possessive("Busan"), "Busan");
-        let a = text::analyse("lower from 20 to 10 percent on 13 chemicals.");
+        let a = text::analyse("lower from 20 to 10 percent on 13 chemicals, 15% fewer.");
         let at = |w: &str| {
             a.tokens
                 .iter()
@@ -873,6 +876,7 @@ mod tests {
         assert_eq!(figure_with_unit(&a, at("20")), "20");
         assert_eq!(figure_with_unit(&a, at("10")), "10 percent");
         assert_eq!(figure_with_unit(&a, at("13")), "13 chemicals");
+        assert_eq!(figure_with_unit(&a, at("15")), "15%");
     }
 
     #[test]
