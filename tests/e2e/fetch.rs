@@ -444,3 +444,172 @@ async fn charset_from_the_header_reaches_the_parser() {
     assert_eq!(feed.title.as_deref(), Some("Café"));
     assert_eq!(feed.items[0].title, "Précis");
 }
+
+/// What the binary stored for each feed: (feed URL, title, summary, link), one row per item.
+fn stored_items(dir: &std::path::Path) -> Vec<(String, String, String, Option<String>)> {
+    let conn = rusqlite::Connection::open(dir.join("storywatch.db")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT f.url, i.title, i.summary, i.link FROM items i JOIN feeds f ON f.id = i.feed_id
+             ORDER BY f.url, i.id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for unit in std::iter::once(0xFEFF)
+        .filter(|_| bom)
+        .chain(text.encode_utf16())
+    {
+        out.extend_from_slice(&if big_endian {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        });
+    }
+    out
+}
+
+#[test]
+fn encodings_entities_and_hostile_markup_are_stored_as_clean_text() {
+    let server = TestServer::start();
+    let one = |title: &str| {
+        format!(
+            "<rss version=\"2.0\"><channel><title>Enc</title><item><title>{title}</title>\
+             <guid>1</guid><link>https://news.example/a</link></item></channel></rss>"
+        )
+    };
+    let accents = "Zölle auf Vorläufer – 中国 “ok”";
+    // (path, Content-Type, body, the title that must be stored)
+    let mut feeds: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "/utf16le-header",
+            "application/rss+xml; charset=utf-16le",
+            utf16(&one(accents), false, false),
+            accents,
+        ),
+        (
+            "/utf16be-header",
+            "text/xml; charset=UTF-16BE",
+            utf16(&format!("\n{}", one(accents)), true, false),
+            accents,
+        ),
+        (
+            "/utf16le-bom",
+            "application/rss+xml",
+            utf16(&one(accents), false, true),
+            accents,
+        ),
+        (
+            "/utf16be-bom-declared",
+            "application/xml",
+            utf16(
+                &format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-16\"?>{}",
+                    one(accents)
+                ),
+                true,
+                true,
+            ),
+            accents,
+        ),
+    ];
+    let latin = |prefix: &[u8]| {
+        [
+            prefix,
+            b"<rss version=\"2.0\"><channel><item><title>Pr\xe9cis \x93quoted\x94 \x80 5</title><guid>1</guid></item></channel></rss>",
+        ]
+        .concat()
+    };
+    feeds.push((
+        "/latin1-declared",
+        "application/rss+xml",
+        latin(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>"),
+        // ISO-8859-1 labels mean windows-1252 (WHATWG): 0x93/0x94/0x80 are quotes and euro.
+        "Précis “quoted” € 5",
+    ));
+    feeds.push((
+        "/cp1252-undeclared",
+        "application/rss+xml",
+        latin(b""),
+        "Précis “quoted” € 5",
+    ));
+    feeds.push((
+        "/latin1-header",
+        "application/rss+xml; charset=iso-8859-1",
+        latin(b"<?xml version=\"1.0\"?>"),
+        "Précis “quoted” € 5",
+    ));
+    let hostile = r#"<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Hostile &amp; Co</title>
+<item><title>Caf&amp;eacute; &amp;amp; &#8220;talks&#8221; &lt;b&gt;bold&lt;/b&gt;&amp;nbsp;resume</title>
+<guid>h1</guid><link>javascript:alert(1)</link>
+<description><![CDATA[<p>Talks resumed.</p><script>alert('x')</script><style>p{color:red}</style><img src="x" onerror="alert(2)"><a href="javascript:alert(3)" onclick="steal()">click</a> <p onmouseover="hover()">end</p>]]></description></item>
+<item><title>Data link</title><guid>h2</guid><link>data:text/html,&lt;script&gt;alert(4)&lt;/script&gt;</link></item>
+<item><title>Relative link</title><guid>h3</guid><link>/story/3</link></item>
+</channel></rss>"#;
+    feeds.push((
+        "/hostile",
+        "application/rss+xml",
+        hostile.as_bytes().to_vec(),
+        "",
+    ));
+    for (path, content_type, body, _) in &feeds {
+        server.route(path, Response::ok(content_type, body.clone()));
+    }
+    let urls: Vec<String> = feeds.iter().map(|(p, ..)| server.url(p)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::write_config(dir.path(), &urls, "");
+    let out = crate::support::success(&crate::support::storywatch(
+        dir.path(),
+        &["--config", "storywatch.toml", "poll", "--once"],
+        None,
+    ));
+    assert!(out.contains("polled 8 feeds: 8 ok, 0 failed"), "{out}");
+
+    let stored = stored_items(dir.path());
+    for (path, _, _, title) in feeds.iter().filter(|(p, ..)| *p != "/hostile") {
+        let rows: Vec<_> = stored
+            .iter()
+            .filter(|(url, ..)| *url == server.url(path))
+            .collect();
+        assert_eq!(rows.len(), 1, "{path}: {stored:?}");
+        assert_eq!(rows[0].1, *title, "{path}");
+    }
+    let hostile: Vec<_> = stored
+        .iter()
+        .filter(|(url, ..)| *url == server.url("/hostile"))
+        .collect();
+    assert_eq!(hostile.len(), 3, "{hostile:?}");
+    let (_, title, summary, link) = hostile[0];
+    assert_eq!(title, "Café & “talks” bold resume");
+    assert!(summary.contains("Talks resumed."), "{summary}");
+    assert!(
+        summary.contains("click") && summary.contains("end"),
+        "{summary}"
+    );
+    for banned in [
+        "alert",
+        "color:red",
+        "onerror",
+        "onclick",
+        "hover",
+        "javascript",
+        "<",
+        ">",
+    ] {
+        assert!(!summary.contains(banned), "{banned:?} left in {summary:?}");
+        assert!(!title.contains(banned), "{banned:?} left in {title:?}");
+    }
+    assert_eq!(*link, None, "a javascript: link is dropped");
+    assert_eq!(hostile[1].3, None, "a data: link is dropped");
+    assert_eq!(
+        hostile[2].3.as_deref(),
+        Some(server.url("/story/3").as_str())
+    );
+}
