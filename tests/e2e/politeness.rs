@@ -655,3 +655,66 @@ fn a_304_writes_only_the_feed_state_and_the_user_agent_names_storywatch() {
         assert_eq!(request.header("user-agent"), Some(expected.as_str()));
     }
 }
+
+#[test]
+fn forty_good_feeds_all_succeed_among_forty_broken_ones() {
+    let server = TestServer::start();
+    let broken: [(Response, &str); 8] = [
+        (Response::ok(RSS, "x").behave(Behaviour::Reset), "network"),
+        (Response::status(500), "http_status"),
+        (Response::status(404), "http_status"),
+        (
+            Response::ok(
+                "text/html",
+                "<!DOCTYPE html><html><body>Not here</body></html>",
+            ),
+            "html_page",
+        ),
+        (Response::ok(RSS, "  \n"), "empty"),
+        (
+            Response::ok(
+                RSS,
+                "<rss version=\"2.0\"><channel><item><title>x</channel>",
+            ),
+            "malformed_xml",
+        ),
+        (Response::ok(RSS, vec![b'<'; 300 * 1024]), "too_large"),
+        (Response::status(429), "rate_limited"),
+    ];
+    let mut urls = Vec::new();
+    let mut expected_kind = Vec::new();
+    for n in 0..40 {
+        let body = format!(
+            "<rss version=\"2.0\"><channel><title>Good {n}</title>\
+             <item><title>Harbour report {n}a</title><guid>g{n}a</guid></item>\
+             <item><title>Harbour report {n}b</title><guid>g{n}b</guid></item></channel></rss>"
+        );
+        server.route(&format!("/good/{n}"), Response::ok(RSS, body));
+        urls.push(server.url(&format!("/good/{n}")));
+        let (response, kind) = &broken[n % broken.len()];
+        server.route(&format!("/bad/{n}"), response.clone());
+        urls.push(server.url(&format!("/bad/{n}")));
+        expected_kind.push((server.url(&format!("/bad/{n}")), *kind));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    config(
+        dir.path(),
+        &urls,
+        "timeout = \"3s\"\nmax_body_size = \"256KiB\"\nconcurrency = 6\nper_host = 6\n",
+    );
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(
+        out.contains("polled 80 feeds: 40 ok, 40 failed; 80 new items"),
+        "{out}"
+    );
+    for n in 0..40 {
+        let s = status(dir.path(), &server.url(&format!("/good/{n}")));
+        assert!(s.last_error.is_none(), "{s:?}");
+        assert_eq!(s.items, 2, "{s:?}");
+    }
+    for (url, kind) in expected_kind {
+        let s = status(dir.path(), &url);
+        assert_eq!(s.last_error_kind.as_deref(), Some(kind), "{s:?}");
+        assert_eq!(s.items, 0);
+    }
+}
