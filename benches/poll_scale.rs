@@ -4,8 +4,14 @@
 //! Run: `cargo bench --bench poll_scale` (release profile). Environment:
 //! - `STORYWATCH_BENCH_FEEDS` (default 1000), `STORYWATCH_BENCH_ITEMS` (default 50);
 //! - `STORYWATCH_BENCH_CONCURRENCY` (default 32) for both storywatch and the peer's thread pool;
-//! - `STORYWATCH_BENCH_NO_PEER=1` skips the peer; otherwise `feedparser` is installed with
-//!   `python3 -m pip install --user feedparser` when missing.
+//! - `STORYWATCH_BENCH_PEER_VENV` (default `target/poll_scale-peer-venv` under
+//!   `CARGO_TARGET_DIR` or the package's `target/`): the virtualenv the peer runs in. On the
+//!   first run it is created with `python3 -m venv` and `feedparser` [`PEER_VERSION`] is
+//!   installed into it from PyPI with its `pip`; later runs reuse it.
+//!
+//! The peer is not optional: without it the figures have nothing to be compared with, so when
+//! it cannot be installed or run, or its results do not match the feeds served, the benchmark
+//! fails (exit 1) with the reason instead of printing a half table.
 //!
 //! The feed server runs in a child process (this program re-executed with `--serve`), so the
 //! peak RSS read from `/proc/self/status` (VmHWM) is storywatch's own: config, story profile,
@@ -319,9 +325,15 @@ fn poll(
 }
 
 const PEER: &str = r#"
-import concurrent.futures as cf, json, resource, sys, time
+import concurrent.futures as cf, json, sys, time
 import feedparser
 urls = open(sys.argv[1]).read().split()
+def vm_hwm_kib():
+    # Not getrusage's ru_maxrss: Linux carries the parent's peak across fork and exec, so the
+    # child would report the benchmark's own peak. VmHWM belongs to this process's memory.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 workers = int(sys.argv[2])
 def get(url, etag=None):
     d = feedparser.parse(url, etag=etag, agent="feedparser-bench")
@@ -339,28 +351,93 @@ print(json.dumps({
     "ok": sum(1 for r in first if r[0] == 200),
     "items": sum(r[1] for r in first),
     "not_modified": sum(1 for r in second if r[0] == 304),
-    "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "peak_rss_kib": vm_hwm_kib(),
     "version": feedparser.__version__,
 }))
 "#;
 
-fn run_peer(dir: &Path, urls: &[String], concurrency: usize) -> anyhow::Result<serde_json::Value> {
-    let has = Command::new("python3")
-        .args(["-c", "import feedparser"])
-        .stderr(Stdio::null())
-        .status()?;
-    if !has.success() {
-        eprintln!("installing the peer: python3 -m pip install --user feedparser");
-        let installed = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--user", "feedparser"])
-            .status()?;
-        anyhow::ensure!(installed.success(), "pip install feedparser failed");
+/// The feedparser release the peer installs, pinned so that runs compare like with like.
+const PEER_VERSION: &str = "6.0.14";
+
+/// The peer's virtualenv, created and filled on first use; returns its Python.
+fn peer_python() -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    let venv = match std::env::var_os("STORYWATCH_BENCH_PEER_VENV") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+            .join("poll_scale-peer-venv"),
+    };
+    let python = venv.join("bin").join("python");
+    let has_peer = |python: &Path| {
+        Command::new(python)
+            .args([
+                "-c",
+                &format!(
+                    "import feedparser, sys; sys.exit(feedparser.__version__ != {PEER_VERSION:?})"
+                ),
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_peer(&python) {
+        return Ok(python);
     }
+    eprintln!(
+        "installing the peer: python3 -m venv {} && pip install feedparser=={PEER_VERSION}",
+        venv.display()
+    );
+    let created = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("python3 -m venv (install python3 and python3-venv)")?;
+    anyhow::ensure!(
+        created.success(),
+        "python3 -m venv {} failed (Debian: apt-get install python3-venv)",
+        venv.display()
+    );
+    let installed = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg(format!("feedparser=={PEER_VERSION}"))
+        .status()
+        .context("running the venv's pip")?;
+    anyhow::ensure!(
+        installed.success(),
+        "pip install feedparser=={PEER_VERSION} into {} failed (is PyPI reachable?)",
+        venv.display()
+    );
+    anyhow::ensure!(
+        has_peer(&python),
+        "feedparser {PEER_VERSION} is still not importable from {}",
+        python.display()
+    );
+    Ok(python)
+}
+
+/// Runs the peer over `urls` twice (all new, then with ETags), checking that it saw what was
+/// served: every feed fetched, every item parsed, every second fetch a 304. A peer that failed
+/// quietly would otherwise look fast.
+fn run_peer(
+    dir: &Path,
+    urls: &[String],
+    items: usize,
+    concurrency: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let python = peer_python()?;
     let list = dir.join("urls.txt");
     std::fs::write(&list, urls.join("\n"))?;
     let script = dir.join("peer.py");
     std::fs::write(&script, PEER)?;
-    let out = Command::new("python3")
+    let out = Command::new(&python)
         .arg(&script)
         .arg(&list)
         .arg(concurrency.to_string())
@@ -370,7 +447,21 @@ fn run_peer(dir: &Path, urls: &[String], concurrency: usize) -> anyhow::Result<s
         "peer failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let count = |key: &str| result.get(key).and_then(serde_json::Value::as_u64);
+    let expected = [
+        ("ok", urls.len()),
+        ("items", urls.len() * items),
+        ("not_modified", urls.len()),
+    ];
+    for (key, want) in expected {
+        anyhow::ensure!(
+            count(key) == Some(want as u64),
+            "the peer's {key} is {:?}, expected {want}: its figures would not be comparable",
+            count(key)
+        );
+    }
+    Ok(result)
 }
 
 fn cpu_model() -> String {
@@ -418,17 +509,7 @@ fn bench() -> anyhow::Result<()> {
     let db_bytes = std::fs::metadata(&config.storage.database).map_or(0, |m| m.len())
         + std::fs::metadata(dir.path().join("bench.db-wal")).map_or(0, |m| m.len());
 
-    let peer = if std::env::var_os("STORYWATCH_BENCH_NO_PEER").is_some() {
-        None
-    } else {
-        match run_peer(dir.path(), &urls, concurrency) {
-            Ok(v) => Some(v),
-            Err(err) => {
-                eprintln!("peer skipped: {err:#}");
-                None
-            }
-        }
-    };
+    let peer = run_peer(dir.path(), &urls, items, concurrency)?;
     drop(server);
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -443,14 +524,10 @@ fn bench() -> anyhow::Result<()> {
     println!();
     println!("| | storywatch | feedparser (Python) |");
     println!("|---|---|---|");
-    let peer_f = |key: &str| -> String {
-        peer.as_ref()
-            .and_then(|p| p.get(key))
-            .map_or("–".to_string(), |v| v.to_string())
-    };
+    let peer_f =
+        |key: &str| -> String { peer.get(key).map_or("–".to_string(), |v| v.to_string()) };
     let peer_s = |key: &str| -> String {
-        peer.as_ref()
-            .and_then(|p| p.get(key))
+        peer.get(key)
             .and_then(serde_json::Value::as_f64)
             .map_or("–".to_string(), |v| format!("{v:.2} s"))
     };
@@ -485,8 +562,7 @@ fn bench() -> anyhow::Result<()> {
         rss_second as f64 / 1024.0,
         rss_first as f64 / 1024.0,
         rss_start as f64 / 1024.0,
-        peer.as_ref()
-            .and_then(|p| p.get("peak_rss_kib"))
+        peer.get("peak_rss_kib")
             .and_then(serde_json::Value::as_f64)
             .map_or("–".to_string(), |k| format!("{:.1} MiB", k / 1024.0))
     );
@@ -494,7 +570,7 @@ fn bench() -> anyhow::Result<()> {
         "| database after the run | {:.1} MiB | – |",
         db_bytes as f64 / (1024.0 * 1024.0)
     );
-    if let Some(v) = peer.as_ref().and_then(|p| p.get("version")) {
+    if let Some(v) = peer.get("version") {
         println!();
         println!(
             "feedparser {v}, {concurrency} threads, same URLs, same run, ETag sent on the second pass."

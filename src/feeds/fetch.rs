@@ -282,6 +282,8 @@ fn fmt_bytes(n: u64) -> String {
 pub struct Fetcher {
     settings: FetchSettings,
     client: reqwest::Client,
+    /// Test hook (see [`Fetcher::exempt_first_hop_from_guard`]).
+    first_hop_exempt: bool,
 }
 
 impl Fetcher {
@@ -312,7 +314,21 @@ impl Fetcher {
             .map_err(|e| FetchError::Client {
                 detail: error_chain(&e),
             })?;
-        Ok(Fetcher { settings, client })
+        Ok(Fetcher {
+            settings,
+            client,
+            first_hop_exempt: false,
+        })
+    }
+
+    /// For tests only: the configured URL's IP literal is not checked against the address
+    /// guard, every redirect hop still is. A test server can only listen on loopback, and this
+    /// is how a test shows that a redirect from an allowed address to a guarded one is refused
+    /// with `allow_private_networks = false`. Nothing in the config can set it.
+    #[doc(hidden)]
+    pub fn exempt_first_hop_from_guard(mut self) -> Fetcher {
+        self.first_hop_exempt = true;
+        self
     }
 
     /// Fetches `url`, sending the validators for a conditional GET.
@@ -336,7 +352,7 @@ impl Fetcher {
         url: &str,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
-        let mut current = self.check_url(url)?;
+        let mut current = self.check_url(url, !self.first_hop_exempt)?;
         let mut visited = HashSet::from([current.to_string()]);
         let mut moved_permanently_to = None;
         // Only an unbroken run of permanent redirects from the configured URL moves the feed;
@@ -361,7 +377,7 @@ impl Fetcher {
             if hops > MAX_REDIRECTS {
                 return Err(FetchError::TooManyRedirects);
             }
-            let next = self.check_url(location.as_str())?;
+            let next = self.check_url(location.as_str(), true)?;
             if !visited.insert(next.to_string()) {
                 return Err(FetchError::RedirectLoop {
                     url: next.to_string(),
@@ -462,9 +478,9 @@ impl Fetcher {
     }
 
     /// Parses `raw` and refuses what must never be fetched: other schemes, hostless URLs, and
-    /// (unless allowed) IP literals in guarded ranges. Host names are checked after resolution
-    /// by [`GuardedResolver`].
-    fn check_url(&self, raw: &str) -> Result<Url, FetchError> {
+    /// (unless allowed, or `guarded` is false) IP literals in guarded ranges. Host names are
+    /// checked after resolution by [`GuardedResolver`].
+    fn check_url(&self, raw: &str, guarded: bool) -> Result<Url, FetchError> {
         let invalid = |reason: &str| FetchError::InvalidUrl {
             url: raw.to_string(),
             reason: reason.to_string(),
@@ -483,6 +499,7 @@ impl Fetcher {
             Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
         };
         if let Some(address) = address
+            && guarded
             && !self.settings.allow_private_networks
             && let Some(class) = blocked_class(address)
         {
@@ -514,14 +531,47 @@ impl Fetcher {
             FetchError::Timeout {
                 after: self.settings.timeout,
             }
+        } else if error.is_connect() && error.is_timeout() {
+            FetchError::Connect {
+                host,
+                detail: format!(
+                    "no connection within {} ([fetch] connect_timeout); the host is down or \
+                     something drops the packets",
+                    fmt_duration(self.settings.connect_timeout)
+                ),
+            }
         } else if error.is_connect() {
             FetchError::Connect { host, detail }
+        } else if broken_connection(error) {
+            // A reset in the middle of the body is the network's failure, not the body's.
+            FetchError::Network { host, detail }
         } else if error.is_body() || error.is_decode() {
             FetchError::Body { detail }
         } else {
             FetchError::Network { host, detail }
         }
     }
+}
+
+/// Whether the connection itself broke (reset, aborted, closed early) somewhere in the chain.
+fn broken_connection(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The error's message followed by its causes, without the URL reqwest repeats in each.

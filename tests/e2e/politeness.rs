@@ -578,3 +578,146 @@ fn a_permanent_move_answered_by_304_still_moves_the_feed() {
     assert_eq!(server.requests_for("/old").len(), 2);
     assert_eq!(server.requests_for("/new").len(), 2);
 }
+
+/// Row counts of every table but `feeds`, and the feeds rows minus their poll bookkeeping.
+fn database_snapshot(dir: &Path) -> (Vec<(String, i64)>, Vec<Vec<String>>) {
+    let conn = rusqlite::Connection::open(dir.join("storywatch.db")).unwrap();
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'feeds' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let counts = tables
+        .into_iter()
+        .map(|t| {
+            let n = conn
+                .query_row(&format!("SELECT COUNT(*) FROM \"{t}\""), [], |r| r.get(0))
+                .unwrap();
+            (t, n)
+        })
+        .collect();
+    let feeds = conn
+        .prepare("SELECT url, COALESCE(title, ''), COALESCE(etag, ''), COALESCE(last_modified, '') FROM feeds ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok(vec![r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    (counts, feeds)
+}
+
+#[test]
+fn a_304_writes_only_the_feed_state_and_the_user_agent_names_storywatch() {
+    let server = TestServer::start();
+    server.route(
+        "/wire.rss",
+        Response::ok(RSS, std::fs::read(fixture("wire.rss")).unwrap())
+            .with_etag("\"w1\"")
+            .header("Last-Modified", "Tue, 12 Mar 2024 10:00:00 GMT"),
+    );
+    let url = server.url("/wire.rss");
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), std::slice::from_ref(&url), "");
+    run(dir.path(), &["poll", "--once"]);
+    let before = database_snapshot(dir.path());
+    assert!(
+        before.0.iter().any(|(t, n)| t == "items" && *n == 4),
+        "{before:?}"
+    );
+    let attempt = status(dir.path(), &url).last_attempt_at;
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(out.contains("not modified"), "{out}");
+    assert_eq!(
+        database_snapshot(dir.path()),
+        before,
+        "a 304 changed more than the feed's state"
+    );
+    let after = status(dir.path(), &url);
+    assert!(after.last_attempt_at > attempt, "{after:?}");
+    assert_eq!(after.consecutive_failures, 0);
+
+    let seen = server.requests_for("/wire.rss");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].status, 304);
+    assert_eq!(seen[1].header("if-none-match"), Some("\"w1\""));
+    assert_eq!(
+        seen[1].header("if-modified-since"),
+        Some("Tue, 12 Mar 2024 10:00:00 GMT")
+    );
+    let expected = format!(
+        "storywatch/{} (+https://crates.io/crates/storywatch)",
+        env!("CARGO_PKG_VERSION")
+    );
+    for request in &seen {
+        assert_eq!(request.header("user-agent"), Some(expected.as_str()));
+    }
+}
+
+#[test]
+fn forty_good_feeds_all_succeed_among_forty_broken_ones() {
+    let server = TestServer::start();
+    let broken: [(Response, &str); 8] = [
+        (Response::ok(RSS, "x").behave(Behaviour::Reset), "network"),
+        (Response::status(500), "http_status"),
+        (Response::status(404), "http_status"),
+        (
+            Response::ok(
+                "text/html",
+                "<!DOCTYPE html><html><body>Not here</body></html>",
+            ),
+            "html_page",
+        ),
+        (Response::ok(RSS, "  \n"), "empty"),
+        (
+            Response::ok(
+                RSS,
+                "<rss version=\"2.0\"><channel><item><title>x</channel>",
+            ),
+            "malformed_xml",
+        ),
+        (Response::ok(RSS, vec![b'<'; 300 * 1024]), "too_large"),
+        (Response::status(429), "rate_limited"),
+    ];
+    let mut urls = Vec::new();
+    let mut expected_kind = Vec::new();
+    for n in 0..40 {
+        let body = format!(
+            "<rss version=\"2.0\"><channel><title>Good {n}</title>\
+             <item><title>Harbour report {n}a</title><guid>g{n}a</guid></item>\
+             <item><title>Harbour report {n}b</title><guid>g{n}b</guid></item></channel></rss>"
+        );
+        server.route(&format!("/good/{n}"), Response::ok(RSS, body));
+        urls.push(server.url(&format!("/good/{n}")));
+        let (response, kind) = &broken[n % broken.len()];
+        server.route(&format!("/bad/{n}"), response.clone());
+        urls.push(server.url(&format!("/bad/{n}")));
+        expected_kind.push((server.url(&format!("/bad/{n}")), *kind));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    config(
+        dir.path(),
+        &urls,
+        "timeout = \"3s\"\nmax_body_size = \"256KiB\"\nconcurrency = 6\nper_host = 6\n",
+    );
+    let out = run(dir.path(), &["poll", "--once"]);
+    assert!(
+        out.contains("polled 80 feeds: 40 ok, 40 failed; 80 new items"),
+        "{out}"
+    );
+    for n in 0..40 {
+        let s = status(dir.path(), &server.url(&format!("/good/{n}")));
+        assert!(s.last_error.is_none(), "{s:?}");
+        assert_eq!(s.items, 2, "{s:?}");
+    }
+    for (url, kind) in expected_kind {
+        let s = status(dir.path(), &url);
+        assert_eq!(s.last_error_kind.as_deref(), Some(kind), "{s:?}");
+        assert_eq!(s.items, 0);
+    }
+}
