@@ -6,13 +6,16 @@
 //! transaction), by comparing its [`Signature`] with the signed items first seen within
 //! [`GROUP_WINDOW_DAYS`]; unmatched items are not grouped (nobody sees them in a digest).
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Result, Store, from_secs, to_secs};
 use crate::item::Item;
-use crate::story::neardup::{GROUP_WINDOW_DAYS, Signature};
+use crate::story::neardup::{GROUP_WINDOW_DAYS, Prepared, Signature};
 
 /// One member of a near-duplicate group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +36,34 @@ pub struct GroupMember {
 
 /// Seconds in the grouping window.
 const WINDOW_SECS: i64 = GROUP_WINDOW_DAYS * 86_400;
+
+/// Stored signatures read back and prepared, by their stored form. Each new match is compared
+/// with every signed item of the window, so without this a poll bringing many matches at once
+/// (a first poll of many feeds) parsed and weighed the same stored signatures over and over.
+/// Keyed by content, so a re-signed item (rescore) simply misses.
+static PREPARED: LazyLock<Mutex<HashMap<String, Arc<Prepared>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Most prepared signatures kept; past it the cache starts over (a window of matches is far
+/// smaller than this in any real feed list).
+const PREPARED_MAX: usize = 50_000;
+
+/// The prepared form of a stored signature, from the cache when it was seen before.
+fn prepared(stored: &str) -> Arc<Prepared> {
+    // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
+    let mut cache = PREPARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(p) = cache.get(stored) {
+        return Arc::clone(p);
+    }
+    if cache.len() >= PREPARED_MAX {
+        cache.clear();
+    }
+    let p = Arc::new(Prepared::new(Signature::from_stored(stored)));
+    cache.insert(stored.to_string(), Arc::clone(&p));
+    p
+}
 
 /// Stores `item`'s signature and puts it in the group of its most alike item first seen
 /// within the window around `seen` (when it was first seen), or in a group of its own. When it
@@ -56,6 +87,7 @@ pub(crate) fn assign_group(
         return Ok(group.unwrap_or(item_id));
     }
     let time = to_secs(item.published.unwrap_or(seen));
+    let mine = Prepared::new(signature.clone());
     let mut best: Option<(f64, i64)> = None;
     {
         let mut stmt = conn.prepare_cached(
@@ -77,7 +109,7 @@ pub(crate) fn assign_group(
             if (other_time - time).abs() > WINDOW_SECS {
                 continue;
             }
-            let likeness = signature.likeness(&Signature::from_stored(&stored));
+            let likeness = mine.likeness(&prepared(&stored));
             if likeness >= 1.0 && best.is_none_or(|(b, _)| likeness > b) {
                 best = Some((likeness, group));
             }

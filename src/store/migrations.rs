@@ -165,4 +165,13 @@ CREATE TABLE digest_schedule (
     last_run INTEGER NOT NULL
 );
 "#,
+    // ---- near-duplicate window scan (scale) ---------------------------------------------------
+    // Self-contained. Grouping compares each new match with every signed item of its window;
+    // an index holding what that scan reads lets it read the index alone, not one table page
+    // per item (a first poll bringing thousands of matches did that millions of times).
+    r#"
+CREATE INDEX items_signed_window
+    ON items(first_seen_at, published_at, group_id, signature) WHERE signature IS NOT NULL;
+DROP INDEX items_signed;
+"#,
 ];

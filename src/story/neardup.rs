@@ -22,7 +22,8 @@
 //! versions, no hash keys to keep), and the store groups an incoming item with the most
 //! similar item seen within [`GROUP_WINDOW_DAYS`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{LazyLock, Mutex};
 
 use super::background::Background;
 use super::text;
@@ -140,60 +141,7 @@ impl Signature {
     /// its threshold (0.5); each counted only with enough terms. 1.0 and above is one report;
     /// the store groups an item with its most alike earlier item.
     pub fn likeness(&self, other: &Signature) -> f64 {
-        let title = if self.title.len().min(other.title.len()) >= MIN_TITLE_TERMS {
-            jaccard(&self.title, &other.title)
-        } else {
-            0.0
-        };
-        let body = if self.body.len().min(other.body.len()) >= MIN_BODY_TERMS {
-            containment(&self.body, &other.body)
-        } else {
-            0.0
-        };
-        let distinct = self.story_weighted_cosine(other).unwrap_or(0.0);
-        (title / TITLE_JACCARD)
-            .max(body / BODY_CONTAINMENT)
-            .max(distinct / DISTINCT_COSINE)
-    }
-
-    /// The larger of the headline cosine and the headline-plus-summary cosine, with idf
-    /// weights and story terms (of either item) weighed down; `None` without a story on both
-    /// sides. Each cosine needs [`MIN_DISTINCT_TERMS`] terms particular to each item (outside
-    /// the story's vocabulary); a headline is compared alone too because a summary often adds
-    /// background that differs between outlets while the headlines name the same event.
-    fn story_weighted_cosine(&self, other: &Signature) -> Option<f64> {
-        let (mine, theirs) = (self.story.as_ref()?, other.story.as_ref()?);
-        let background = Background::shipped();
-        let weight = |t: &str| {
-            let idf = background.idf(t);
-            if mine.contains(t) || theirs.contains(t) {
-                idf * STORY_TERM_WEIGHT
-            } else {
-                idf
-            }
-        };
-        let cosine = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Option<f64> {
-            let particular = |s: &BTreeSet<String>| {
-                s.iter()
-                    .filter(|t| !mine.contains(*t) && !theirs.contains(*t))
-                    .count()
-            };
-            if particular(a).min(particular(b)) < MIN_DISTINCT_TERMS {
-                return None;
-            }
-            let norm =
-                |s: &BTreeSet<String>| s.iter().map(|t| weight(t).powi(2)).sum::<f64>().sqrt();
-            let dot: f64 = a.intersection(b).map(|t| weight(t).powi(2)).sum();
-            let denominator = norm(a) * norm(b);
-            (denominator > 0.0).then(|| dot / denominator)
-        };
-        match (
-            cosine(&self.title, &other.title),
-            cosine(&self.body, &other.body),
-        ) {
-            (None, None) => None,
-            (t, b) => Some(t.unwrap_or(0.0).max(b.unwrap_or(0.0))),
-        }
+        Prepared::new(self.clone()).likeness(&Prepared::new(other.clone()))
     }
 
     /// Whether two items are copies or rewrites of one report.
@@ -202,20 +150,183 @@ impl Signature {
     }
 }
 
-fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
-    let union = a.union(b).count();
-    if union == 0 {
-        return 0.0;
-    }
-    a.intersection(b).count() as f64 / union as f64
+/// A signature made ready for comparing one item with many: the store compares each new match
+/// with every signed item of the last days. Terms become small integers in sorted arrays, with
+/// each term's idf and story membership beside it, so the three tests of
+/// [`Signature::likeness`] are merge passes over arrays instead of string-set lookups and idf
+/// computations (a first poll of a thousand feeds spent most of its time there). The same
+/// figure for signatures made with one story vocabulary, as the store's are.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    signature: Signature,
+    title: Terms,
+    body: Terms,
 }
 
-fn containment(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
-    let small = a.len().min(b.len());
-    if small == 0 {
-        return 0.0;
+/// One term set of a [`Prepared`] signature, sorted by term id.
+#[derive(Debug, Clone, Default)]
+struct Terms {
+    ids: Vec<u32>,
+    /// Background idf of each term (only with a story: the other tests do not weigh terms).
+    idf: Vec<f64>,
+    /// Whether each term is the story's vocabulary.
+    story: Vec<bool>,
+}
+
+/// Term → small integer, shared by every prepared signature of the process.
+static TERM_IDS: LazyLock<Mutex<HashMap<String, u32>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+impl Terms {
+    fn of(set: &BTreeSet<String>, story: Option<&BTreeSet<String>>) -> Terms {
+        let background = Background::shipped();
+        // A poisoned lock only means another thread panicked mid-insert; the map is usable.
+        let mut term_ids = TERM_IDS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries: Vec<(u32, f64, bool)> = set
+            .iter()
+            .map(|t| {
+                let next = u32::try_from(term_ids.len()).unwrap_or(u32::MAX);
+                let id = *term_ids.entry(t.clone()).or_insert(next);
+                match story {
+                    Some(story) => (id, background.idf(t), story.contains(t)),
+                    None => (id, 0.0, false),
+                }
+            })
+            .collect();
+        drop(term_ids);
+        entries.sort_unstable_by_key(|e| e.0);
+        Terms {
+            ids: entries.iter().map(|e| e.0).collect(),
+            idf: entries.iter().map(|e| e.1).collect(),
+            story: entries.iter().map(|e| e.2).collect(),
+        }
     }
-    a.intersection(b).count() as f64 / small as f64
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn shared(&self, other: &Terms) -> usize {
+        let (mut i, mut j, mut n) = (0, 0, 0);
+        while i < self.ids.len() && j < other.ids.len() {
+            match self.ids[i].cmp(&other.ids[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    n += 1;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The story-weighted cosine of two sets (see `Prepared::story_weighted_cosine`): a term
+    /// is weighed down when either side counts it as the story's, and each side needs
+    /// [`MIN_DISTINCT_TERMS`] terms outside the story's vocabulary.
+    fn story_cosine(&self, other: &Terms) -> Option<f64> {
+        let weight = |idf: f64, story: bool| if story { idf * STORY_TERM_WEIGHT } else { idf };
+        let (mut norm_a, mut norm_b, mut dot) = (0.0, 0.0, 0.0);
+        let (mut particular_a, mut particular_b) = (0, 0);
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let order = match (self.ids.get(i), other.ids.get(j)) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(a), Some(b)) => a.cmp(b),
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    let w = weight(self.idf[i], self.story[i]);
+                    norm_a += w * w;
+                    particular_a += usize::from(!self.story[i]);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    let w = weight(other.idf[j], other.story[j]);
+                    norm_b += w * w;
+                    particular_b += usize::from(!other.story[j]);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    let story = self.story[i] || other.story[j];
+                    let w = weight(self.idf[i], story);
+                    norm_a += w * w;
+                    norm_b += w * w;
+                    dot += w * w;
+                    particular_a += usize::from(!story);
+                    particular_b += usize::from(!story);
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        if particular_a.min(particular_b) < MIN_DISTINCT_TERMS {
+            return None;
+        }
+        let denominator = norm_a.sqrt() * norm_b.sqrt();
+        (denominator > 0.0).then(|| dot / denominator)
+    }
+}
+
+impl Prepared {
+    /// Prepares `signature` for many comparisons.
+    pub fn new(signature: Signature) -> Prepared {
+        let story = signature.story.as_ref();
+        let title = Terms::of(&signature.title, story);
+        let body = Terms::of(&signature.body, story);
+        Prepared {
+            signature,
+            title,
+            body,
+        }
+    }
+
+    /// The larger of the headline cosine and the headline-plus-summary cosine, with idf
+    /// weights and story terms weighed down; `None` without a story on both sides. Each cosine
+    /// needs [`MIN_DISTINCT_TERMS`] terms particular to each item (outside the story's
+    /// vocabulary); a headline is compared alone too because a summary often adds background
+    /// that differs between outlets while the headlines name the same event.
+    fn story_weighted_cosine(&self, other: &Prepared) -> Option<f64> {
+        if self.signature.story.is_none() || other.signature.story.is_none() {
+            return None;
+        }
+        match (
+            self.title.story_cosine(&other.title),
+            self.body.story_cosine(&other.body),
+        ) {
+            (None, None) => None,
+            (t, b) => Some(t.unwrap_or(0.0).max(b.unwrap_or(0.0))),
+        }
+    }
+
+    /// The signature prepared.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// [`Signature::likeness`], the same figure, from the prepared arrays.
+    pub fn likeness(&self, other: &Prepared) -> f64 {
+        let title = if self.title.len().min(other.title.len()) >= MIN_TITLE_TERMS {
+            let shared = self.title.shared(&other.title);
+            shared as f64 / (self.title.len() + other.title.len() - shared) as f64
+        } else {
+            0.0
+        };
+        let body = if self.body.len().min(other.body.len()) >= MIN_BODY_TERMS {
+            self.body.shared(&other.body) as f64 / self.body.len().min(other.body.len()) as f64
+        } else {
+            0.0
+        };
+        let distinct = self.story_weighted_cosine(other).unwrap_or(0.0);
+        (title / TITLE_JACCARD)
+            .max(body / BODY_CONTAINMENT)
+            .max(distinct / DISTINCT_COSINE)
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +349,95 @@ mod tests {
         );
         assert!(ap.is_near_duplicate(&reuters));
         assert!(reuters.is_near_duplicate(&ap), "symmetric");
+    }
+
+    /// The method as set operations, written plainly: the merge passes must agree with it.
+    fn reference_likeness(a: &Signature, b: &Signature) -> f64 {
+        let shared = |x: &BTreeSet<String>, y: &BTreeSet<String>| x.intersection(y).count();
+        let title = if a.title.len().min(b.title.len()) >= MIN_TITLE_TERMS {
+            let n = shared(&a.title, &b.title);
+            n as f64 / a.title.union(&b.title).count() as f64
+        } else {
+            0.0
+        };
+        let body = if a.body.len().min(b.body.len()) >= MIN_BODY_TERMS {
+            shared(&a.body, &b.body) as f64 / a.body.len().min(b.body.len()) as f64
+        } else {
+            0.0
+        };
+        let distinct = match (&a.story, &b.story) {
+            (Some(mine), Some(theirs)) => {
+                let story = |t: &String| mine.contains(t) || theirs.contains(t);
+                let weight = |t: &String| {
+                    let idf = Background::shipped().idf(t);
+                    if story(t) {
+                        idf * STORY_TERM_WEIGHT
+                    } else {
+                        idf
+                    }
+                };
+                let cosine = |x: &BTreeSet<String>, y: &BTreeSet<String>| -> Option<f64> {
+                    let particular = |s: &BTreeSet<String>| s.iter().filter(|t| !story(t)).count();
+                    if particular(x).min(particular(y)) < MIN_DISTINCT_TERMS {
+                        return None;
+                    }
+                    let norm = |s: &BTreeSet<String>| {
+                        s.iter().map(|t| weight(t).powi(2)).sum::<f64>().sqrt()
+                    };
+                    let dot: f64 = x.intersection(y).map(|t| weight(t).powi(2)).sum();
+                    Some(dot / (norm(x) * norm(y)))
+                };
+                match (cosine(&a.title, &b.title), cosine(&a.body, &b.body)) {
+                    (None, None) => 0.0,
+                    (t, b) => t.unwrap_or(0.0).max(b.unwrap_or(0.0)),
+                }
+            }
+            _ => 0.0,
+        };
+        (title / TITLE_JACCARD)
+            .max(body / BODY_CONTAINMENT)
+            .max(distinct / DISTINCT_COSINE)
+    }
+
+    #[test]
+    fn prepared_comparison_agrees_with_the_set_formulation() {
+        let story = |t: &str| ["fentanyl", "china", "precursor", "us", "beij"].contains(&t);
+        let items = [
+            (
+                "FBI chief Kash Patel makes secret Beijing trip",
+                "Talks on fentanyl.",
+            ),
+            (
+                "FBI chief Kash Patel visits China amid fentanyl crackdown",
+                "",
+            ),
+            (
+                "US and China agree to curb fentanyl precursor exports",
+                "Officials in Beijing said controls on precursor chemicals take effect in May.",
+            ),
+            (
+                "China, US agree to curb exports of fentanyl precursors",
+                "Controls on the chemicals take effect in May, officials said in Beijing.",
+            ),
+            ("China US fentanyl talks", ""),
+        ];
+        let signatures: Vec<Signature> = items
+            .iter()
+            .map(|(t, s)| Signature::for_story(t, s, story))
+            .chain(items.iter().map(|(t, s)| Signature::of(t, s)))
+            .collect();
+        let mut grouped = 0;
+        for a in &signatures {
+            for b in &signatures {
+                let (fast, plain) = (a.likeness(b), reference_likeness(a, b));
+                assert!(
+                    (fast - plain).abs() < 1e-9,
+                    "{fast} vs {plain}: {a:?} {b:?}"
+                );
+                grouped += usize::from(fast >= 1.0 && a != b);
+            }
+        }
+        assert!(grouped > 0, "some pairs are near-duplicates");
     }
 
     #[test]
@@ -344,6 +544,7 @@ mod tests {
         }
         // A headline made only of the story's words has nothing particular to compare.
         let bare = story_sig("China US fentanyl talks", "");
+        let bare = Prepared::new(bare);
         assert!(bare.story_weighted_cosine(&bare).is_none());
     }
 
@@ -357,7 +558,10 @@ mod tests {
         assert_eq!(old.story, None);
         assert!(old.body.contains("beij"));
         // A plain signature never takes the story-weighted test.
-        assert_eq!(old.story_weighted_cosine(&s), None);
+        assert_eq!(
+            Prepared::new(old).story_weighted_cosine(&Prepared::new(s)),
+            None
+        );
     }
 
     #[test]
