@@ -29,6 +29,7 @@
 //! "Development words" are derived, not listed: item words no seed uses that are content words
 //! in the background, and numbers the seeds do not mention (see `Profile::new_actions`).
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use jiff::Timestamp;
@@ -524,7 +525,7 @@ impl Profile {
             return "terms: none of the story's".to_string();
         }
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        let mut shown: Vec<String> = Vec::with_capacity(5);
+        let mut shown: Vec<Cow<'_, str>> = Vec::with_capacity(5);
         for (t, _) in scored {
             let s = self.as_written(analysed, t);
             if !shown.contains(&s) {
@@ -542,26 +543,25 @@ impl Profile {
     /// the item also writes in lower case, or one the seeds use and never as a name):
     /// `Fentanyl Precursors` in a title-case headline reads `fentanyl, precursors`, while
     /// `China`, `Xi` and `Trump` keep theirs.
-    fn as_written(&self, analysed: &text::Analysed, term: &str) -> String {
+    fn as_written<'a>(&self, analysed: &'a text::Analysed, term: &'a str) -> Cow<'a, str> {
         let mut first: Option<&str> = None;
         for tok in analysed.tokens.iter().filter(|tok| &*tok.term == term) {
             let surface = without_possessive(&analysed.text[tok.span.clone()]);
             if !surface.starts_with(char::is_uppercase) {
-                return surface.to_string();
+                return Cow::Borrowed(surface);
             }
             first.get_or_insert(surface);
         }
         let Some(surface) = first else {
-            return term.to_string();
+            return Cow::Borrowed(term);
         };
-        let lower = surface.to_lowercase();
         let headline_style = surface.chars().skip(1).all(|c| !c.is_uppercase())
             && self.display.contains_key(term)
             && !self.known_names.contains(term);
         if headline_style {
-            lower
+            Cow::Owned(surface.to_lowercase())
         } else {
-            surface.to_string()
+            Cow::Borrowed(surface)
         }
     }
 
