@@ -144,7 +144,7 @@ pub fn publishing_gap(
     Some(Duration::from_secs(median))
 }
 
-/// A stable share of up to 10 % of `wait` (at most [`MAX_JITTER`]) for the feed at `url`.
+/// A stable share of up to 10 % of `wait` (at most 15 minutes) for the feed at `url`.
 pub fn jitter(url: &str, wait: Duration) -> Duration {
     // Fixed keys: the offset must not change between runs or Rust releases.
     let mut hasher = SipHasher13::new_with_keys(0x7374_6f72_7977_6174, 0x6368_6a69_7474_6572);
