@@ -165,6 +165,14 @@ impl Background {
         (df + PRIOR_DOCUMENTS * p0) / (self.documents as f64 + PRIOR_DOCUMENTS)
     }
 
+    /// Whether the shipped table lists `term` (an unlisted term is rarer than its 40,000
+    /// words): a word of the language the table describes, English, whatever its frequency.
+    /// The stream does not count: a feed list in another language must not teach the
+    /// matcher that its words are English.
+    pub fn knows(&self, term: &str) -> bool {
+        self.prior.contains_key(term)
+    }
+
     /// Inverse document frequency, `−ln` [`Background::probability`] (prior and stream).
     pub fn idf(&self, term: &str) -> f64 {
         -self.probability(term).ln()
@@ -197,11 +205,6 @@ impl Background {
         let mut background = Background::shipped().clone();
         background.merge(documents, df);
         background
-    }
-
-    /// Whether the prior table knows the term (an unlisted term is rarer than 40,000 words).
-    pub fn knows(&self, term: &str) -> bool {
-        self.prior.contains_key(term) || self.observed.contains_key(term)
     }
 }
 
