@@ -957,7 +957,8 @@ fn export_atom(
         .filter(|m| m.review != Review::Irrelevant)
         .take(limit)
         .collect();
-    let xml = storywatch::digest::atom::atom_feed(&config.story.name, &matches, Timestamp::now());
+    let stories: Vec<&str> = config.stories().map(|s| s.name.as_str()).collect();
+    let xml = storywatch::digest::atom::atom_feed(&stories, &matches, Timestamp::now());
     match output {
         None => std::io::stdout().lock().write_all(xml.as_bytes())?,
         Some(path) => {

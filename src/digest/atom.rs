@@ -31,9 +31,13 @@ pub fn escape_xml(text: &str) -> String {
 }
 
 /// The Atom feed of `matches` (newest first, as [`crate::store::Store::list_matches`] returns
-/// them) for the story `story`; `now` is the feed's `updated` when there are no entries. An item
-/// matched by several stories is one entry naming each story's verdict.
-pub fn atom_feed(story: &str, matches: &[MatchRow], now: Timestamp) -> String {
+/// them) for the followed `stories` (named in config order in the feed's title and id, so
+/// `export atom` and the review page's `/feed.atom` are one feed); `now` is the feed's
+/// `updated` when there are no entries. An item matched by several stories is one entry naming
+/// each story's verdict.
+pub fn atom_feed(stories: &[&str], matches: &[MatchRow], now: Timestamp) -> String {
+    let story = stories.join(" · ");
+    let story = story.as_str();
     let updated = matches.iter().map(|m| m.first_seen_at).max().unwrap_or(now);
     let mut out = String::new();
     let _ = writeln!(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>");
@@ -179,7 +183,7 @@ mod tests {
             VerdictKind::ReReport,
             "https://n.example/?a=1&b=2",
         );
-        let xml = atom_feed("US–China", &[evil, good], Timestamp::UNIX_EPOCH);
+        let xml = atom_feed(&["US–China"], &[evil, good], Timestamp::UNIX_EPOCH);
         assert!(xml.starts_with("<?xml"), "{xml}");
         assert!(!xml.contains("<script"), "{xml}");
         assert!(!xml.contains("<b>"), "{xml}");
@@ -214,7 +218,11 @@ mod tests {
         second.verdict = VerdictKind::Related;
         second.why = vec!["terms: tariff".into()];
         let other = row(2, "Other", VerdictKind::FollowUp, "https://n.example/2");
-        let xml = atom_feed("Fentanyl", &[first, second, other], Timestamp::UNIX_EPOCH);
+        let xml = atom_feed(
+            &["Fentanyl"],
+            &[first, second, other],
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(xml.matches("<entry>").count(), 2, "{xml}");
         let ids: Vec<&str> = xml
             .match_indices("<id>urn:storywatch:item:")

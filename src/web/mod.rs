@@ -587,8 +587,9 @@ async fn feed_atom(State(state): State<WebState>) -> Result<Response, PageError>
             .collect::<Vec<_>>())
     })
     .await?;
-    let title = pages::names(&state.inner.stories.current());
-    let body = atom_feed(&title, &matches, Timestamp::now());
+    let stories = state.inner.stories.current();
+    let names: Vec<&str> = stories.iter().map(|s| s.name.as_str()).collect();
+    let body = atom_feed(&names, &matches, Timestamp::now());
     Ok((
         [(
             header::CONTENT_TYPE,

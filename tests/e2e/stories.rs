@@ -262,6 +262,12 @@ fn two_stories_get_a_verdict_each_and_one_digest_grouped_by_story() {
         digest[ports..].contains("Mexico charges port officials"),
         "{digest}"
     );
+    // The Atom export is the feed of every story followed, named in config order.
+    let atom = run(dir.path(), &["export", "atom"]);
+    assert!(
+        atom.contains("<title>fentanyl · ports — storywatch matches</title>"),
+        "{atom}"
+    );
 
     // classify keeps its one-object-per-line format; --story picks the story.
     let line = "{\"id\":\"p\",\"title\":\"Mexican navy seizes Chinese precursor chemicals at \
