@@ -813,6 +813,14 @@ mod tests {
         );
     }
 
+    /// The explanation line of `v` starting with `prefix`.
+    fn why_line<'a>(v: &'a Verdict, prefix: &str) -> &'a str {
+        v.why
+            .iter()
+            .find(|w| w.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {:?}", v.why))
+    }
+
     #[test]
     fn explanation_shows_each_new_word_once_names_plain_and_figures_with_units() {
         let p = profile();
@@ -822,18 +830,14 @@ mod tests {
             "Trump's tariff cut, from 20 to 10, follows Beijing's curbs on 13 chemicals.",
             "2025-10-30",
         );
-        let new = v
-            .why
-            .iter()
-            .find(|w| w.starts_with("new: "))
-            .unwrap_or_else(|| panic!("no new line: {:?}", v.why));
+        let new = why_line(&v, "new: ");
         let shown: Vec<&str> = new["new: ".len()..].split(", ").collect();
         assert!(
             !(shown.contains(&"tariffs") && shown.contains(&"tariff")),
             "{new}"
         );
         assert!(!shown.iter().any(|s| s.ends_with("'s")), "{new}");
-        let terms = v.why.iter().find(|w| w.starts_with("terms: ")).unwrap();
+        let terms = why_line(&v, "terms: ");
         assert!(
             terms.contains("Beijing") && !terms.contains("'s"),
             "{terms}"
@@ -869,7 +873,7 @@ mod tests {
             "",
             "2025-11-10",
         );
-        let terms = v.why.iter().find(|w| w.starts_with("terms: ")).unwrap();
+        let terms = why_line(&v, "terms: ");
         let shown: Vec<&str> = terms["terms: ".len()..].split(", ").collect();
         assert!(shown.contains(&"fentanyl"), "{terms}");
         assert!(shown.contains(&"China"), "{terms}");
@@ -886,7 +890,7 @@ mod tests {
             "2025-11-10",
         );
         assert_eq!(v.verdict, VerdictKind::FollowUp, "{:?}", v.why);
-        let new = v.why.iter().find(|w| w.starts_with("new: ")).unwrap();
+        let new = why_line(&v, "new: ");
         for spanish in ["exigirá", "permisos", "exportar", "incluyó"] {
             assert!(!new.contains(spanish), "{new}");
         }
@@ -898,7 +902,7 @@ mod tests {
             "The Commerce Ministry added the three countries to its licensing catalogue.",
             "2025-11-10",
         );
-        let new = english.why.iter().find(|w| w.starts_with("new: ")).unwrap();
+        let new = why_line(&english, "new: ");
         assert!(new.contains("catalogue"), "{new}");
     }
 

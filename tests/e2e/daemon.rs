@@ -16,13 +16,7 @@ fn item_count(dir: &std::path::Path) -> i64 {
 
 fn rss_server() -> TestServer {
     let server = TestServer::start();
-    server.route(
-        "/wire.rss",
-        Response::ok(
-            "application/rss+xml",
-            std::fs::read(fixture("wire.rss")).unwrap(),
-        ),
-    );
+    server.route("/wire.rss", crate::support::wire_feed());
     server.route("/hang.rss", Response::status(200).behave(Behaviour::Hang));
     server
 }

@@ -820,13 +820,7 @@ fn the_footer_names_feeds_that_failed_since_the_last_digest() {
     // The wire fails once, then answers again before the next digest.
     server.route("/wire.rss", Response::status(500));
     let _ = run(dir.path(), &["poll", "--once"]);
-    server.route(
-        "/wire.rss",
-        Response::ok(
-            "application/rss+xml",
-            std::fs::read(fixture("wire.rss")).unwrap(),
-        ),
-    );
+    server.route("/wire.rss", crate::support::wire_feed());
     success(&run(dir.path(), &["poll", "--once"]));
     // A second on, so the failure is not in the digest's own last second (which would name it
     // in the next digest too).

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Response, TestServer, fixture, storywatch, success, write_config};
+use crate::support::{TestServer, storywatch, success, write_config};
 
 fn run(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut full = vec!["--config", "storywatch.toml"];
@@ -154,13 +154,7 @@ fn import_reads_nested_opml_and_reports_duplicates_and_invalid_urls() {
 #[test]
 fn export_uses_polled_titles_and_editing_the_bundled_config_is_refused() {
     let server = TestServer::start();
-    server.route(
-        "/wire.rss",
-        Response::ok(
-            "application/rss+xml",
-            std::fs::read(fixture("wire.rss")).unwrap(),
-        ),
-    );
+    server.route("/wire.rss", crate::support::wire_feed());
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &[server.url("/wire.rss")], "");
     success(&run(dir.path(), &["poll", "--once"]));

@@ -91,10 +91,7 @@ fn every(count: i64, gap: SignedDuration) -> Vec<Timestamp> {
 fn gone_disables_the_feed_until_enabled_or_its_entry_changes() {
     let server = TestServer::start();
     server.route("/gone", Response::status(410));
-    server.route(
-        "/ok",
-        Response::ok(RSS, std::fs::read(fixture("wire.rss")).unwrap()),
-    );
+    server.route("/ok", crate::support::wire_feed());
     let (gone, ok) = (server.url("/gone"), server.url("/ok"));
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), &[gone.clone(), ok.clone()], "");
@@ -528,10 +525,7 @@ fn first_poll_keeps_old_backlog_out_of_the_digest() {
 fn a_permanent_move_is_followed_while_the_config_entry_keeps_the_feed() {
     let server = TestServer::start();
     server.route("/old", Response::status(301).header("Location", "/new"));
-    server.route(
-        "/new",
-        Response::ok(RSS, std::fs::read(fixture("wire.rss")).unwrap()).with_etag("\"n1\""),
-    );
+    server.route("/new", crate::support::wire_feed().with_etag("\"n1\""));
     let old = server.url("/old");
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), std::slice::from_ref(&old), "");
@@ -615,7 +609,7 @@ fn a_304_writes_only_the_feed_state_and_the_user_agent_names_storywatch() {
     let server = TestServer::start();
     server.route(
         "/wire.rss",
-        Response::ok(RSS, std::fs::read(fixture("wire.rss")).unwrap())
+        crate::support::wire_feed()
             .with_etag("\"w1\"")
             .header("Last-Modified", "Tue, 12 Mar 2024 10:00:00 GMT"),
     );

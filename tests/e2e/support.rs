@@ -325,6 +325,12 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The `wire.rss` fixture served as RSS: the feed most end-to-end tests poll.
+pub fn wire_feed() -> Response {
+    let body = std::fs::read(fixture("wire.rss")).unwrap_or_else(|e| panic!("wire.rss: {e}"));
+    Response::ok("application/rss+xml", body)
+}
+
 /// The bundled seed folder.
 pub fn seeds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")

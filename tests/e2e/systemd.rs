@@ -224,13 +224,7 @@ fn notified_daemon(dir: &Path, socket: &Path) -> crate::support::Daemon {
 
 fn wire_server() -> crate::support::TestServer {
     let server = crate::support::TestServer::start();
-    server.route(
-        "/wire.rss",
-        crate::support::Response::ok(
-            "application/rss+xml",
-            std::fs::read(crate::support::fixture("wire.rss")).unwrap(),
-        ),
-    );
+    server.route("/wire.rss", crate::support::wire_feed());
     server
 }
 

@@ -746,13 +746,7 @@ fn run_serves_the_page_and_metrics_beside_the_loop_and_stops_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let feeds = crate::support::TestServer::start();
-    feeds.route(
-        "/wire.rss",
-        crate::support::Response::ok(
-            "application/rss+xml",
-            std::fs::read(crate::support::fixture("wire.rss")).unwrap(),
-        ),
-    );
+    feeds.route("/wire.rss", crate::support::wire_feed());
     feeds.route("/broken.rss", crate::support::Response::status(500));
     write_config(
         dir.path(),
@@ -831,13 +825,7 @@ fn run_shows_the_reloaded_stories_on_the_page_after_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let feeds = crate::support::TestServer::start();
-    feeds.route(
-        "/wire.rss",
-        crate::support::Response::ok(
-            "application/rss+xml",
-            std::fs::read(crate::support::fixture("wire.rss")).unwrap(),
-        ),
-    );
+    feeds.route("/wire.rss", crate::support::wire_feed());
     let config = write_config(
         dir.path(),
         &[feeds.url("/wire.rss")],
